@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Run the test suite in stages and print a timing table.
+
+    fleettest.py --fast            lint + unit tests on the controller venv (ansible-core 2.19)
+    fleettest.py --all             everything: lint, unit and sanity on ansible-core 2.17-2.21,
+                                   collection build, every molecule scenario
+    fleettest.py --stage NAME ...  chosen stages (see --list)
+
+Every stage runs even when an earlier one failed, so one run shows every finding; the exit
+status is non-zero when any stage failed. Versions 2.20 and 2.21 need Python >= 3.12, so they
+run in a Debian 13 controller container built here from the lab image.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+VENVS = REPO / ".venvs"
+BUILD = REPO / ".build"
+# one staging tree per run, so that parallel runs (developers, helpers) never share one
+STAGED = BUILD / f"staged-{os.getpid()}" / "ansible_collections" / "fleetforge" / "fleet"
+HOST_CORES = {"2.17": "2.17.14", "2.18": "2.18.12", "2.19": None}  # 2.19 = the .venv's
+CONTAINER_CORES = {"2.20": "2.20.6", "2.21": "2.21.5"}
+UNITS_REQ = REPO / "tests" / "requirements" / "units.txt"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+sys.path.insert(0, str(REPO / "tools"))
+
+
+class StageError(Exception):
+    pass
+
+
+def sh(cmd, cwd=REPO, env=None, check=True):
+    """Run a command, streaming its output; raise StageError on failure."""
+    print(f"+ {' '.join(str(c) for c in cmd)}", flush=True)
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, check=False)
+    if check and proc.returncode != 0:
+        raise StageError(f"exit {proc.returncode}: {' '.join(str(c) for c in cmd)}")
+    return proc.returncode
+
+
+def tracked_files():
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return [f for f in out.splitlines() if (REPO / f).is_file()]
+
+
+def stage_collection():
+    """Copy the collection (git-visible files only) under ansible_collections/fleetforge/fleet."""
+    if STAGED.exists():
+        shutil.rmtree(STAGED)
+    atexit.register(shutil.rmtree, STAGED.parent.parent.parent, ignore_errors=True)
+    for rel in tracked_files():
+        dest = STAGED / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dest)
+    return STAGED
+
+
+# ------------------------------------------------------------------ lint
+def st_yamllint():
+    sh([VENV_BIN / "yamllint", "--strict", "."])
+
+
+def st_ruff():
+    sh([VENV_BIN / "ruff", "check", "."])
+
+
+def st_ansible_lint():
+    sh([VENV_BIN / "ansible-lint", "--offline", "--profile", "production"],
+       env={"ANSIBLE_COLLECTIONS_PATH": str(BUILD / "collections")})
+
+
+def st_argspecs():
+    sh([VENV_BIN / "python", REPO / "tools" / "check_argument_specs.py"])
+
+
+# ------------------------------------------------------------------ unit and sanity
+def core_venv(version: str) -> Path:
+    """A venv with ansible-core `version` and the unit-test requirements."""
+    if HOST_CORES[version] is None:
+        return REPO / ".venv"
+    venv = VENVS / f"core-{version}"
+    recipe = HOST_CORES[version] + UNITS_REQ.read_text()
+    stamp = venv / ("stamp-" + hashlib.sha256(recipe.encode()).hexdigest()[:12])
+    if not stamp.exists():
+        sh([sys.executable, "-m", "venv", "--clear", venv])
+        sh([venv / "bin" / "pip", "install", "-q", "--disable-pip-version-check",
+            f"ansible-core=={HOST_CORES[version]}", "-r", UNITS_REQ])
+        stamp.touch()
+    return venv
+
+
+def unit_stage(version):
+    def stage():
+        venv = core_venv(version)
+        sh([venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "tests/unit"], env={"ANSIBLE_COLLECTIONS_PATH": str(BUILD / "collections")})
+    return stage
+
+
+def sanity_stage(version):
+    def stage():
+        venv = core_venv(version)
+        staged = stage_collection()
+        sh([venv / "bin" / "ansible-test", "sanity", "--venv", "--python", "3.11",
+            "--color", "no"], cwd=staged, env={"PATH": f"{venv / 'bin'}:{os.environ['PATH']}"})
+    return stage
+
+
+def controller_image() -> str:
+    """Debian 13 controller image with venvs for the ansible-core versions needing Python 3.12+."""
+    import fleetlab
+    base = fleetlab.image_ref("debian13")
+    recipe = (base + repr(sorted(CONTAINER_CORES.items())) + UNITS_REQ.read_text()).encode()
+    ref = f"localhost/fleetforge-controller:debian13-{hashlib.sha256(recipe).hexdigest()[:12]}"
+    if subprocess.run(["podman", "image", "exists", ref], check=False).returncode == 0:
+        return ref
+    fleetlab.build_image("debian13")
+    name = "fleetforge-controller-build"
+    subprocess.run(["podman", "rm", "-f", name], capture_output=True, check=False)
+    installs = " && ".join(
+        f"python3 -m venv /opt/core-{v} && /opt/core-{v}/bin/pip install -q "
+        f"ansible-core=={pin} -r /units.txt" for v, pin in CONTAINER_CORES.items())
+    script = ("set -e; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install "
+              "-y -qq --no-install-recommends python3-venv python3-pip git rsync >/dev/null; "
+              + installs)
+    sh(["podman", "--runtime", "runc", "run", "--name", name, *fleetlab.ULIMITS,
+        "-v", f"{CA_BUNDLE}:/host-ca.crt:ro", "-e", "PIP_CERT=/host-ca.crt",
+        "-v", f"{UNITS_REQ}:/units.txt:ro", base, "bash", "-c", script])
+    sh(["podman", "commit", "-q", name, ref])
+    subprocess.run(["podman", "rm", "-f", name], capture_output=True, check=False)
+    return ref
+
+
+def container_stage(version):
+    """Unit tests and sanity for one ansible-core version inside the Debian 13 controller."""
+    def stage():
+        ref = controller_image()
+        staged = stage_collection()
+        venv = f"/opt/core-{version}/bin"
+        script = (f"set -e; export PATH={venv}:$PATH; cd /src/ansible_collections/fleetforge/fleet"
+                  f" && python -m pytest -q -p no:cacheprovider tests/unit"
+                  f" && ansible-test sanity --venv --python 3.13 --color no")
+        sh(["podman", "--runtime", "runc", "run", "--rm", "--ulimit", "nofile=1024:20000",
+            "--ulimit", "nproc=4096:4096",
+            "-v", f"{CA_BUNDLE}:/host-ca.crt:ro", "-e", "PIP_CERT=/host-ca.crt",
+            "-v", "fleetforge-ansible-test-cache:/root/.ansible",
+            "-e", "ANSIBLE_COLLECTIONS_PATH=/src",
+            "-v", f"{staged.parent.parent.parent}:/src:rw", ref, "bash", "-c", script])
+    return stage
+
+
+def st_integration():
+    """Controller-side tests that need the bundled collections of the `ansible` package
+    (e.g. the inventory compatibility test against amazon.aws), on the .venv only."""
+    if not any((REPO / "tests" / "integration").rglob("test_*.py")):
+        print("no integration tests yet")
+        return
+    sh([VENV_BIN / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integration"],
+       env={"ANSIBLE_COLLECTIONS_PATH": f"{BUILD / 'collections'}:"
+                                        f"{REPO / '.venv/lib/python3.11/site-packages'}"})
+
+
+# ------------------------------------------------------------------ build
+def st_build():
+    """The Galaxy tarball builds, installs, and ansible-doc lists the content."""
+    out = BUILD / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    staged = stage_collection()
+    sh([VENV_BIN / "ansible-galaxy", "collection", "build", "--output-path", out, staged])
+    tarball = next(out.glob("fleetforge-fleet-*.tar.gz"))
+    target = BUILD / "installed"
+    shutil.rmtree(target, ignore_errors=True)
+    sh([VENV_BIN / "ansible-galaxy", "collection", "install", "--offline", "-p", target, tarball])
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(target)}
+    listing = subprocess.run([VENV_BIN / "ansible-doc", "-l", "fleetforge.fleet"], env=dict(
+        os.environ, **env), capture_output=True, text=True, check=False)
+    print(listing.stdout, listing.stderr)
+    if listing.returncode != 0 or "fleetforge.fleet." not in listing.stdout:
+        raise StageError("ansible-doc -l fleetforge.fleet listed nothing from the installed tarball")
+    roles = subprocess.run([VENV_BIN / "ansible-doc", "-t", "role", "-l", "fleetforge.fleet"],
+                           env=dict(os.environ, **env), capture_output=True, text=True, check=False)
+    print(roles.stdout)
+    if roles.returncode != 0:
+        raise StageError("ansible-doc -t role -l fleetforge.fleet failed: " + roles.stderr)
+
+
+# ------------------------------------------------------------------ molecule
+def scenarios():
+    return sorted(p.parent.name for p in (REPO / "molecule").glob("*/molecule.yml"))
+
+
+def molecule_stage(name):
+    def stage():
+        sh([VENV_BIN / "molecule", "test", "-s", name],
+           env={"PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+                "ANSIBLE_COLLECTIONS_PATH": f"{BUILD / 'collections'}:"
+                                            f"{REPO / '.venv/lib/python3.11/site-packages'}"})
+    return stage
+
+
+def st_clean():
+    """Leftover lab and molecule containers from an earlier run go first."""
+    sh([sys.executable, REPO / "tools" / "fleetlab.py", "clean"])
+
+
+# ------------------------------------------------------------------ driver
+def all_stages():
+    stages = [("clean", st_clean, "full"),
+              ("yamllint", st_yamllint, "fast"), ("ruff", st_ruff, "fast"),
+              ("ansible-lint", st_ansible_lint, "fast"), ("argspecs", st_argspecs, "fast"),
+              ("unit-2.19", unit_stage("2.19"), "fast")]
+    stages += [(f"unit-{v}", unit_stage(v), "full") for v in ("2.17", "2.18")]
+    stages += [(f"sanity-{v}", sanity_stage(v), "full") for v in ("2.17", "2.18", "2.19")]
+    stages += [(f"core-{v}", container_stage(v), "full") for v in CONTAINER_CORES]
+    stages += [("integration", st_integration, "full"), ("build", st_build, "full")]
+    stages += [(f"molecule-{s}", molecule_stage(s), "full") for s in scenarios()]
+    return stages
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--fast", action="store_true")
+    group.add_argument("--all", action="store_true")
+    group.add_argument("--stage", nargs="+")
+    group.add_argument("--list", action="store_true")
+    args = parser.parse_args(argv)
+    stages = all_stages()
+    if args.list:
+        for name, _, kind in stages:
+            print(f"{name}\t{kind}")
+        return 0
+    if args.fast:
+        chosen = [s for s in stages if s[2] == "fast"]
+    elif args.all:
+        chosen = stages
+    else:
+        known = {s[0] for s in stages}
+        unknown = [n for n in args.stage if n not in known]
+        if unknown:
+            parser.error(f"unknown stage(s) {', '.join(unknown)}; see --list")
+        chosen = [s for s in stages if s[0] in args.stage]
+    results = []
+    started = time.monotonic()
+    for name, func, _ in chosen:
+        print(f"\n=== stage {name} ===", flush=True)
+        t0 = time.monotonic()
+        try:
+            func()
+            status = "ok"
+        except (StageError, OSError, subprocess.CalledProcessError) as exc:
+            status = "FAILED"
+            print(f"stage {name} failed: {exc}", flush=True)
+        results.append((name, status, time.monotonic() - t0))
+    total = time.monotonic() - started
+    print("\n| stage | result | seconds |\n|---|---|---:|")
+    for name, status, secs in results:
+        print(f"| {name} | {status} | {secs:.0f} |")
+    print(f"| total | {'ok' if all(r[1] == 'ok' for r in results) else 'FAILED'} | {total:.0f} |")
+    failed = [r[0] for r in results if r[1] != "ok"]
+    print(f"\nstages: {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
