@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 SPEC = importlib.util.spec_from_file_location(
-    "check_argument_specs", Path(__file__).resolve().parents[3] / "tools" / "check_argument_specs.py")
+    "check_argument_specs", Path(__file__).resolve().parents[2] / "tools" / "check_argument_specs.py")
 checker = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(checker)
 
