@@ -64,7 +64,7 @@ test: deps venv images .build/collections/ansible_collections/fleetforge/fleet
 	@$(BIN)/python tools/fleettest.py --all
 
 test-fast: venv .build/collections/ansible_collections/fleetforge/fleet
-	@$(BIN)/python tools/fleettest.py --fast
+	@$(BIN)/python tools/fleettest.py --fast --serial
 
 build: venv
 	@$(BIN)/python tools/fleettest.py --stage build

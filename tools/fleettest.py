@@ -19,7 +19,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,11 +41,22 @@ class StageError(Exception):
     pass
 
 
+_CURRENT = threading.local()  # the log file of the stage this thread runs, if any
+
+
+def say(text):
+    """Print to the running stage's log (parallel lanes) or to stdout."""
+    out = getattr(_CURRENT, "log", None) or sys.stdout
+    print(text, file=out, flush=True)
+
+
 def sh(cmd, cwd=REPO, env=None, check=True):
-    """Run a command, streaming its output; raise StageError on failure."""
-    print(f"+ {' '.join(str(c) for c in cmd)}", flush=True)
+    """Run a command into the stage's output; raise StageError on failure."""
+    say(f"+ {' '.join(str(c) for c in cmd)}")
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, check=False)
+    log = getattr(_CURRENT, "log", None)
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, check=False,
+                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT if log else None)
     if check and proc.returncode != 0:
         raise StageError(f"exit {proc.returncode}: {' '.join(str(c) for c in cmd)}")
     return proc.returncode
@@ -173,7 +186,7 @@ def st_integration():
     """Controller-side tests that need the bundled collections of the `ansible` package
     (e.g. the inventory compatibility test against amazon.aws), on the .venv only."""
     if not any((REPO / "tests" / "integration").rglob("test_*.py")):
-        print("no integration tests yet")
+        say("no integration tests yet")
         return
     sh([VENV_BIN / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integration"],
        env={"ANSIBLE_COLLECTIONS_PATH": f"{BUILD / 'collections'}:"
@@ -195,12 +208,12 @@ def st_build():
     env = {"ANSIBLE_COLLECTIONS_PATH": str(target)}
     listing = subprocess.run([VENV_BIN / "ansible-doc", "-l", "fleetforge.fleet"], env=dict(
         os.environ, **env), capture_output=True, text=True, check=False)
-    print(listing.stdout, listing.stderr)
+    say(listing.stdout + listing.stderr)
     if listing.returncode != 0 or "fleetforge.fleet." not in listing.stdout:
         raise StageError("ansible-doc -l fleetforge.fleet listed nothing from the installed tarball")
     roles = subprocess.run([VENV_BIN / "ansible-doc", "-t", "role", "-l", "fleetforge.fleet"],
                            env=dict(os.environ, **env), capture_output=True, text=True, check=False)
-    print(roles.stdout)
+    say(roles.stdout)
     if roles.returncode != 0:
         raise StageError("ansible-doc -t role -l fleetforge.fleet failed: " + roles.stderr)
 
@@ -226,7 +239,8 @@ def st_clean():
 
 # ------------------------------------------------------------------ driver
 def all_stages():
-    stages = [("clean", st_clean, "full"),
+    """(name, function, kind); kind `fast` is in --fast, `lab` stages form the second lane."""
+    stages = [("clean", st_clean, "first"),
               ("yamllint", st_yamllint, "fast"), ("ruff", st_ruff, "fast"),
               ("ansible-lint", st_ansible_lint, "fast"), ("argspecs", st_argspecs, "fast"),
               ("unit-2.19", unit_stage("2.19"), "fast")]
@@ -234,8 +248,61 @@ def all_stages():
     stages += [(f"sanity-{v}", sanity_stage(v), "full") for v in ("2.17", "2.18", "2.19")]
     stages += [(f"core-{v}", container_stage(v), "full") for v in CONTAINER_CORES]
     stages += [("integration", st_integration, "full"), ("build", st_build, "full")]
-    stages += [(f"molecule-{s}", molecule_stage(s), "full") for s in scenarios()]
+    stages += [(f"molecule-{s}", molecule_stage(s), "lab") for s in scenarios()]
     return stages
+
+
+LOG_DIR = REPO / ".cache" / "test-logs"
+
+
+def run_stage(name, func, capture):
+    """Run one stage; with `capture`, its output goes to a log shown in full only on failure."""
+    t0 = time.monotonic()
+    log = None
+    if capture:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = (LOG_DIR / f"{name}.log").open("w", encoding="utf-8")
+        _CURRENT.log = log
+    else:
+        print(f"\n=== stage {name} ===", flush=True)
+    try:
+        func()
+        status = "ok"
+    except (StageError, OSError, subprocess.CalledProcessError) as exc:
+        status = "FAILED"
+        say(f"stage {name} failed: {exc}")
+    finally:
+        _CURRENT.log = None
+        if log:
+            log.close()
+    secs = time.monotonic() - t0
+    if capture:
+        text = (LOG_DIR / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        if status != "ok":
+            tail = "\n".join(text.splitlines()[-300:])
+            print(f"\n=== stage {name} FAILED after {secs:.0f}s; last lines of "
+                  f"{LOG_DIR.relative_to(REPO)}/{name}.log ===\n{tail}", flush=True)
+        else:
+            print(f"stage {name}: ok ({secs:.0f}s)", flush=True)
+    return name, status, secs
+
+
+def run_lanes(chosen, parallel):
+    """`first` stages alone, then the check lane and the lab lane side by side."""
+    results = [run_stage(n, f, False) for n, f, k in chosen if k == "first"]
+    checks = [(n, f) for n, f, k in chosen if k in ("fast", "full")]
+    lab = [(n, f) for n, f, k in chosen if k == "lab"]
+    if not parallel or not checks or not lab:
+        return results + [run_stage(n, f, parallel) for n, f in checks + lab]
+
+    def lane(items):
+        return [run_stage(n, f, True) for n, f in items]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(lane, checks), pool.submit(lane, lab)]
+        for future in futures:
+            results += future.result()
+    return results
 
 
 def main(argv=None):
@@ -245,6 +312,9 @@ def main(argv=None):
     group.add_argument("--all", action="store_true")
     group.add_argument("--stage", nargs="+")
     group.add_argument("--list", action="store_true")
+    parser.add_argument("--serial", action="store_true",
+                        help="one stage at a time, output streamed (default: the check lane and "
+                             "the molecule lane run side by side, output in .cache/test-logs/)")
     args = parser.parse_args(argv)
     stages = all_stages()
     if args.list:
@@ -261,18 +331,8 @@ def main(argv=None):
         if unknown:
             parser.error(f"unknown stage(s) {', '.join(unknown)}; see --list")
         chosen = [s for s in stages if s[0] in args.stage]
-    results = []
     started = time.monotonic()
-    for name, func, _ in chosen:
-        print(f"\n=== stage {name} ===", flush=True)
-        t0 = time.monotonic()
-        try:
-            func()
-            status = "ok"
-        except (StageError, OSError, subprocess.CalledProcessError) as exc:
-            status = "FAILED"
-            print(f"stage {name} failed: {exc}", flush=True)
-        results.append((name, status, time.monotonic() - t0))
+    results = run_lanes(chosen, parallel=not args.serial)
     total = time.monotonic() - started
     print("\n| stage | result | seconds |\n|---|---|---:|")
     for name, status, secs in results:
