@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 VENVS = REPO / ".venvs"
 BUILD = REPO / ".build"
-# one staging tree per run, so that parallel runs (developers, helpers) never share one
-STAGED = BUILD / f"staged-{os.getpid()}" / "ansible_collections" / "fleetforge" / "fleet"
+# One staging tree per run, so that parallel runs never share one; outside the checkout,
+# because ansible-test asks git which files exist and the checkout's git ignores .build/.
+STAGED = Path(tempfile.gettempdir()) / f"fleetforge-staged-{os.getpid()}" / \
+    "ansible_collections" / "fleetforge" / "fleet"
 HOST_CORES = {"2.17": "2.17.14", "2.18": "2.18.12", "2.19": None}  # 2.19 = the .venv's
 CONTAINER_CORES = {"2.20": "2.20.6", "2.21": "2.21.5"}
 UNITS_REQ = REPO / "tests" / "requirements" / "units.txt"
@@ -64,7 +67,8 @@ def sh(cmd, cwd=REPO, env=None, check=True):
 
 # Development-only trees: not shipped in the Galaxy tarball (galaxy.yml build_ignore), so
 # neither sanity-tested as collection content nor staged.
-DEV_ONLY = ("tools/", "bench/", "molecule/", ".ci/", ".config/", "ansible.cfg", "Makefile")
+DEV_ONLY = ("tools/", "tests/tools/", "bench/", "molecule/", ".ci/", ".config/", "ansible.cfg",
+            "Makefile")
 
 
 def tracked_files():
@@ -133,6 +137,7 @@ def unit_stage(version):
 def sanity_stage(version):
     def stage():
         venv = core_venv(version)
+        sh([venv / "bin" / "python", REPO / "tools" / "get_pip_offline.py", "--install-into-cache"])
         staged = stage_collection()
         sh([venv / "bin" / "ansible-test", "sanity", "--venv", "--python", "3.11",
             "--color", "no"], cwd=staged, env={"PATH": f"{venv / 'bin'}:{os.environ['PATH']}"})
@@ -170,13 +175,15 @@ def container_stage(version):
         ref = controller_image()
         staged = stage_collection()
         venv = f"/opt/core-{version}/bin"
-        script = (f"set -e; export PATH={venv}:$PATH; cd /src/ansible_collections/fleetforge/fleet"
+        script = (f"set -e; export PATH={venv}:$PATH; python /get_pip_offline.py --install-into-cache"
+                  f"; cd /src/ansible_collections/fleetforge/fleet"
                   f" && python -m pytest -q -p no:cacheprovider tests/unit"
                   f" && ansible-test sanity --venv --python 3.13 --color no")
         sh(["podman", "--runtime", "runc", "run", "--rm", "--ulimit", "nofile=1024:20000",
             "--ulimit", "nproc=4096:4096",
             "-v", f"{CA_BUNDLE}:/host-ca.crt:ro", "-e", "PIP_CERT=/host-ca.crt",
             "-v", "fleetforge-ansible-test-cache:/root/.ansible",
+            "-v", f"{REPO / 'tools' / 'get_pip_offline.py'}:/get_pip_offline.py:ro",
             "-e", "ANSIBLE_COLLECTIONS_PATH=/src",
             "-v", f"{staged.parent.parent.parent}:/src:rw", ref, "bash", "-c", script])
     return stage
