@@ -153,9 +153,10 @@ def cmd_doctor(args):
         log("installing " + " ".join(sorted(set(missing.values()))))
         env_cmd = ["env", "DEBIAN_FRONTEND=noninteractive"]
         run(env_cmd + ["apt-get", "update", "-qq"], timeout=600)
-        run(env_cmd + ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                       *sorted(set(missing.values())), "uidmap", "slirp4netns",
-                       "containernetworking-plugins", "iptables"], timeout=1200)
+        # with recommends: podman then brings netavark/aardvark-dns, the network backend
+        # the lab (internal networks, published ports) was verified with
+        run(env_cmd + ["apt-get", "install", "-y", "-qq", *sorted(set(missing.values())),
+                       "uidmap", "slirp4netns", "fuse-overlayfs", "iptables"], timeout=1200)
         missing = missing_tools()
     if missing:
         raise LabError("missing " + ", ".join(sorted(missing)) + "; install the Debian "
