@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetforge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AWS client helpers for controller-side plugins: sessions, assumed roles, clients, errors.
+
+One boto3 session per account and one client per (account, service, region), created once
+and reused by the worker threads; retries (throttling included) are botocore's own
+``standard`` or ``adaptive`` mode with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+
+try:
+    import boto3
+    import botocore
+    from botocore.config import Config
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ParamValidationError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+    from botocore.parsers import ResponseParserError
+except ImportError as exc:  # checked by require_boto3() with a clear message
+    boto3 = None
+    BOTO3_IMPORT_ERROR = exc
+else:
+    BOTO3_IMPORT_ERROR = None
+
+from ansible_collections.fleetforge.fleet.plugins.plugin_utils.inventory import ScopeError
+
+MIN_BOTO3 = "1.28.0"
+MIN_BOTOCORE = "1.31.0"
+DEFAULT_REGION = "us-east-1"
+
+# error codes that mean "this scope is not for us": skipped with a warning
+SKIPPABLE_CODES = frozenset((
+    "AccessDenied", "AccessDeniedException", "AuthFailure", "UnauthorizedOperation",
+    "OptInRequired", "InvalidClientTokenId", "UnrecognizedClientException",
+    "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired", "Blocked",
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ServiceUnavailable",
+    "Unavailable", "InternalError",
+))
+# error codes that mean "the configuration is wrong": the run fails
+FATAL_PREFIXES = ("InvalidParameter", "InvalidFilter", "MissingParameter", "ValidationError")
+
+
+def _version_tuple(text):
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def require_boto3(plugin):
+    """User-facing text when boto3/botocore are missing or too old, else None."""
+    if boto3 is None:
+        return ("%s requires the Python libraries boto3 >= %s and botocore >= %s on the "
+                "controller (pip install -r requirements.txt): %s"
+                % (plugin, MIN_BOTO3, MIN_BOTOCORE, BOTO3_IMPORT_ERROR))
+    if _version_tuple(boto3.__version__) < _version_tuple(MIN_BOTO3) or \
+            _version_tuple(botocore.__version__) < _version_tuple(MIN_BOTOCORE):
+        return ("%s requires boto3 >= %s and botocore >= %s, found boto3 %s and botocore %s"
+                % (plugin, MIN_BOTO3, MIN_BOTOCORE, boto3.__version__, botocore.__version__))
+    return None
+
+
+def describe_aws_error(exc):
+    """ScopeError naming the cause of a boto3/botocore exception, or None if it is not one."""
+    if isinstance(exc, ScopeError):
+        return exc
+    if boto3 is None:
+        return None
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "Unknown")
+        message = error.get("Message", "")
+        operation = getattr(exc, "operation_name", "request")
+        text = "%s on %s: %s" % (code, operation, message)
+        if code.startswith(FATAL_PREFIXES):
+            return ScopeError(text, fatal=True)
+        return ScopeError(text)
+    if isinstance(exc, ParamValidationError):
+        return ScopeError("invalid request parameters: %s" % exc, fatal=True)
+    if isinstance(exc, NoCredentialsError):
+        return ScopeError("no AWS credentials found: set aws_access_key/aws_secret_key, "
+                          "aws_profile, or the AWS_* environment variables", fatal=True)
+    if isinstance(exc, PartialCredentialsError):
+        return ScopeError("incomplete AWS credentials: %s" % exc, fatal=True)
+    if isinstance(exc, ProfileNotFound):
+        return ScopeError(str(exc), fatal=True)
+    if isinstance(exc, NoRegionError):
+        return ScopeError("no region given: set regions", fatal=True)
+    if isinstance(exc, EndpointConnectionError):
+        return ScopeError("cannot reach the AWS endpoint: %s" % exc)
+    if isinstance(exc, ResponseParserError):
+        return ScopeError("the endpoint answered something that is not an AWS response: %s"
+                          % str(exc).splitlines()[0])
+    if isinstance(exc, BotoCoreError):
+        return ScopeError("%s: %s" % (type(exc).__name__, exc))
+    return None
+
+
+class AwsAccount:
+    """One account's boto3 session and its clients, shared by worker threads."""
+
+    def __init__(self, session, config, endpoint_url=None, label=None, account_id=None):
+        self.session = session
+        self.config = config
+        self.endpoint_url = endpoint_url
+        self.label = label
+        self.account_id = account_id
+        self._clients = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, access_key=None, secret_key=None, session_token=None, profile=None,
+                     endpoint_url=None, retry_mode="standard", max_attempts=5, max_workers=8):
+        if profile and (access_key or secret_key):
+            raise ScopeError("aws_profile and aws_access_key/aws_secret_key are mutually "
+                             "exclusive", fatal=True)
+        if bool(access_key) != bool(secret_key):
+            raise ScopeError("aws_access_key and aws_secret_key must be given together",
+                             fatal=True)
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                aws_session_token=session_token, profile_name=profile or None)
+        except ProfileNotFound as exc:
+            raise ScopeError(str(exc), fatal=True) from None
+        config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts},
+                        max_pool_connections=max(10, max_workers),
+                        user_agent_extra="fleetforge.fleet")
+        return cls(session, config, endpoint_url=endpoint_url, label="default")
+
+    def client(self, service, region):
+        key = (service, region)
+        with self._lock:  # session.client() is not thread-safe; the clients are
+            client = self._clients.get(key)
+            if client is None:
+                client = self.session.client(service, region_name=region, config=self.config,
+                                             endpoint_url=self.endpoint_url)
+                self._clients[key] = client
+            return client
+
+    def assume(self, role_arn, session_name="fleetforge-inventory", external_id=None):
+        """A new AwsAccount for the role; the role's account id comes from its ARN."""
+        region = self.session.region_name or DEFAULT_REGION
+        kwargs = {"RoleArn": role_arn, "RoleSessionName": session_name}
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        credentials = self.client("sts", region).assume_role(**kwargs)["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"])
+        parts = role_arn.split(":")
+        account_id = parts[4] if len(parts) > 5 else None
+        return AwsAccount(session, self.config, endpoint_url=self.endpoint_url,
+                          label=account_id or role_arn, account_id=account_id)
+
+    def enabled_regions(self):
+        region = self.session.region_name or DEFAULT_REGION
+        answer = self.client("ec2", region).describe_regions(AllRegions=False)
+        return sorted(item["RegionName"] for item in answer.get("Regions", []))
