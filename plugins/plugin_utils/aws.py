@@ -39,14 +39,6 @@ MIN_BOTO3 = "1.28.0"
 MIN_BOTOCORE = "1.31.0"
 DEFAULT_REGION = "us-east-1"
 
-# error codes that mean "this scope is not for us": skipped with a warning
-SKIPPABLE_CODES = frozenset((
-    "AccessDenied", "AccessDeniedException", "AuthFailure", "UnauthorizedOperation",
-    "OptInRequired", "InvalidClientTokenId", "UnrecognizedClientException",
-    "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired", "Blocked",
-    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ServiceUnavailable",
-    "Unavailable", "InternalError",
-))
 # error codes that mean "the configuration is wrong": the run fails
 FATAL_PREFIXES = ("InvalidParameter", "InvalidFilter", "MissingParameter", "ValidationError")
 

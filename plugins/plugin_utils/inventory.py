@@ -139,6 +139,17 @@ def summarise_failures(failures):
                      for cause, labels in sorted(by_cause.items()))
 
 
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+def plain(value):
+    """A template result as plain JSON data: ansible-core 2.19+ tags templated values with their
+    origin, which makes the cached result slow to load and is of no use in an inventory."""
+    if type(value) in _PLAIN_TYPES:
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
 def _unsafe(value):
     if _wrap_var is None:
         return value
@@ -538,13 +549,13 @@ class FleetInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         except KeyError:
             paths = self._inputs[expression] = expression_inputs(str(expression))
         if paths is None:
-            return self._evaluate_now(conditional, expression, variables)
+            return plain(self._evaluate_now(conditional, expression, variables))
         key = (conditional, str(expression), input_key(paths, variables))
         try:
             ok, value = self._results[key]
         except KeyError:
             try:
-                ok, value = True, self._evaluate_now(conditional, expression, variables)
+                ok, value = True, plain(self._evaluate_now(conditional, expression, variables))
             except Exception as exc:
                 ok, value = False, exc
             self._results[key] = (ok, value)

@@ -73,6 +73,34 @@ def _sts_error(code, message):
             "<RequestId>fault-proxy</RequestId></ErrorResponse>").encode()
 
 
+def serve(handle):
+    """A threaded HTTP server on 127.0.0.1 calling handle(handler) for every request."""
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            handle(self)
+
+        do_GET = do_POST
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def reply(handler, status, payload, headers):
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 class FaultInjectingProxy:
     """Test stand-in: forwards to moto, injecting AWS failures and counting requests."""
 
@@ -85,24 +113,7 @@ class FaultInjectingProxy:
         self.known_keys = None  # None = accept any access key, like moto
         self.ssm_managed = {}  # region -> [instance ids] answered for DescribeInstanceInformation
         self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                proxy.handle(self)
-
-            do_GET = do_POST
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.url = serve(self.handle)
 
     def reset(self):
         with self.lock:
@@ -136,7 +147,7 @@ class FaultInjectingProxy:
             fault = self._fault(key, region, service, action, form)
         if fault is not None:
             status, payload, content_type = fault
-            self._reply(handler, status, payload, {"Content-Type": content_type})
+            reply(handler, status, payload, {"Content-Type": content_type})
             return
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
         headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
@@ -147,7 +158,7 @@ class FaultInjectingProxy:
         upstream.close()
         reply_headers = {k: v for k, v in response.getheaders()
                          if k.lower() not in ("content-length", "transfer-encoding", "connection")}
-        self._reply(handler, response.status, payload, reply_headers)
+        reply(handler, response.status, payload, reply_headers)
 
     def _fault(self, key, region, service, action, form):
         if self.known_keys is not None and key not in self.known_keys:
@@ -172,14 +183,6 @@ class FaultInjectingProxy:
                 "application/x-amz-json-1.1"
         return None
 
-    @staticmethod
-    def _reply(handler, status, payload, headers):
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
 
 
 # ------------------------------------------------------------------ seeding

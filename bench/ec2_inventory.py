@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Benchmark fleetforge.fleet.ec2 against amazon.aws.aws_ec2 on the same EC2 data.
+
+1. seeds moto_server with N instances over R regions (realistic tags, some stopped, some
+   without a Name), in reservations of 10;
+2. records every answer both plugins need once, through a recording proxy in front of moto;
+3. serves the timed runs from those recordings with a tiny local HTTP server (so moto's XML
+   rendering is not measured), optionally adding --latency-ms per request;
+4. runs `ansible-inventory --list`, `--graph` and a cache hit (`--graph` with a warm jsonfile
+   cache) for both plugins, interleaved, --runs times each, and prints medians of wall time,
+   peak RSS (per child, from wait4), host and group counts, API calls and the ratios;
+5. with --latency-ms, compares our fetch time over all regions with the slowest single region.
+
+    .venv/bin/python bench/ec2_inventory.py [--instances 4000] [--regions 8] [--runs 5]
+                                            [--latency-ms 200]
+
+Needs the `ansible` package (amazon.aws) and moto[server] in the running Python (the .venv).
+FLEET_BENCH_COLLECTIONS=DIR measures the collection found under DIR (default: this checkout).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "inventory"))
+import aws_lab  # moto_server, local HTTP server and seeding helpers shared with the tests
+
+ALL_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1",
+               "ap-northeast-1", "sa-east-1", "ca-central-1", "eu-north-1", "ap-south-1"]
+BIN = Path(sys.executable).parent
+CREDENTIAL_RE = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/")
+# per-request fields that change on every call and must not be part of the replay key
+VOLATILE = re.compile(r"(&?(X-Amz-[A-Za-z-]+|Signature[A-Za-z]*|Timestamp)=[^&]*)")
+
+SHARED = {
+    "keyed_groups": [
+        {"key": "placement.region", "prefix": "region"},
+        {"key": "placement.availability_zone", "prefix": "az"},
+        {"key": "instance_type", "prefix": "type"},
+        {"key": "state.name", "prefix": "state"},
+        {"key": "tags.Env | default('none')", "prefix": "env"},
+        {"key": "tags.Role | default('none')", "prefix": "role"},
+        {"key": "tags.Team | default('none')", "prefix": "team"},
+        {"key": "vpc_id", "prefix": "vpc"},
+    ],
+    "groups": {"production": "tags.Env | default('') == 'prod'",
+               "large": "instance_type.startswith('m5')"},
+    "compose": {"ansible_host": "private_ip_address", "fleet_role": "tags.Role | default('none')"},
+    "strict": False,
+}
+
+
+def seed_region(boto3, url, region, count_wanted, rng):
+    """Reservations of 10 sharing Env/Role/Team tags; each instance its own Name (10% none)."""
+    ec2 = aws_lab.account_client(boto3, url, "ec2", region)
+    roles = ["web", "api", "db", "cache", "worker", "batch"]
+    teams = ["core", "payments", "search", "data"]
+    left, batch, number = count_wanted, 0, 0
+    while left > 0:
+        count = min(10, left)
+        role = rng.choice(roles)
+        tags = {"Env": rng.choice(["prod", "prod", "stage", "dev"]), "Role": role,
+                "Team": rng.choice(teams), "CostCenter": str(rng.randint(1000, 9999))}
+        ids = aws_lab.run(ec2, tags, count=count,
+                          instance_type=rng.choice(["t3.micro", "t3.large", "m5.large"]))
+        for iid in ids:
+            number += 1
+            if rng.random() > 0.1:
+                ec2.create_tags(Resources=[iid], Tags=[
+                    {"Key": "Name", "Value": f"{role}-{region}-{number:05d}"}])
+        if rng.random() < 0.1:
+            ec2.stop_instances(InstanceIds=ids)
+        left -= count
+        batch += 1
+
+
+def seed(url, instances, regions):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    per_region = instances // len(regions)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda item: seed_region(boto3, url, item[1], per_region,
+                                               random.Random(item[0])), enumerate(regions)))
+    print(f"  seeded {per_region} instances in each of {len(regions)} regions", flush=True)
+
+
+class Recorder:
+    """Recording proxy (record mode) and replay server (replay mode), keyed by region + body."""
+
+    def __init__(self, upstream_port=None, latency=0.0):
+        self.upstream_port = upstream_port
+        self.latency = latency
+        self.answers = {}
+        self.calls = 0
+        self.misses = []
+        self.lock = threading.Lock()
+        self.server, self.url = aws_lab.serve(self.handle)
+
+    def key(self, handler, body):
+        match = CREDENTIAL_RE.search(handler.headers.get("Authorization", ""))
+        region = match.group(1) if match else ""
+        text = VOLATILE.sub("", body.decode("utf-8", "replace"))
+        return region + "|" + handler.headers.get("X-Amz-Target", "") + "|" + \
+            "&".join(sorted(text.split("&")))
+
+    def handle(self, handler):
+        import http.client
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        key = self.key(handler, body)
+        with self.lock:
+            self.calls += 1
+        if self.upstream_port:  # record
+            conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=300)
+            headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+            conn.request("POST", handler.path, body=body, headers=headers)
+            response = conn.getresponse()
+            status, payload = response.status, response.read()
+            content_type = response.getheader("Content-Type", "text/xml")
+            conn.close()
+            with self.lock:
+                self.answers[key] = (status, payload, content_type)
+        else:  # replay
+            if self.latency:
+                time.sleep(self.latency)
+            try:
+                status, payload, content_type = self.answers[key]
+            except KeyError:
+                with self.lock:
+                    self.misses.append(key[:200])
+                status, payload, content_type = 500, b"not recorded", "text/plain"
+        aws_lab.reply(handler, status, payload, {"Content-Type": content_type})
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def write_configs(workdir, url, regions):
+    common = dict(SHARED, regions=regions)
+    ours = dict(common, plugin="fleetforge.fleet.ec2", endpoint_url=url,
+                aws_access_key="bench", aws_secret_key="bench",
+                hostnames=["tag:Name", "private-dns-name"], ansible_host="none")
+    theirs = dict(common, plugin="amazon.aws.aws_ec2", endpoint_url=url,
+                  access_key="bench", secret_key="bench",
+                  hostnames=["tag:Name", "private-dns-name"])
+    paths = {}
+    for name, config in (("fleet", ours), ("aws", theirs)):
+        for cached in (False, True):
+            conf = dict(config)
+            if cached:
+                conf.update(cache=True, cache_plugin="ansible.builtin.jsonfile",
+                            cache_connection=str(workdir / f"cache-{name}"), cache_timeout=3600)
+            suffix = "fleet_ec2.yml" if name == "fleet" else "aws_ec2.yml"
+            path = workdir / f"{name}{'-cached' if cached else ''}.{suffix}"
+            path.write_text(json.dumps(conf))
+            paths[(name, cached)] = path
+    return paths
+
+
+def run_inventory(path, mode, extra_env=None):
+    """(wall seconds, peak RSS KiB, stdout, stderr) of one ansible-inventory run."""
+    collections = os.environ.get("FLEET_BENCH_COLLECTIONS", str(REPO / ".build" / "collections"))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections + ":"
+               + str(BIN.parent / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+                     / "site-packages"),
+               ANSIBLE_INVENTORY_UNPARSED_FAILED="1", **(extra_env or {}))
+    cmd = [str(BIN / "ansible-inventory"), "-i", str(path), mode]
+    if mode == "-vvv":
+        cmd = [str(BIN / "ansible-inventory"), "-i", str(path), "--graph", "-vvv"]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
+    return wall, usage.ru_maxrss, stdout, stderr
+
+
+def counts(stdout_list):
+    data = json.loads(stdout_list)
+    hosts = set(data.get("_meta", {}).get("hostvars", {}))
+    groups = [g for g in data if g not in ("_meta", "all", "ungrouped")]
+    return len(hosts), len(groups)
+
+
+SCENARIOS = [("list", False, "--list"), ("graph", False, "--graph"), ("cache hit", True, "--graph")]
+FETCH = re.compile(r"fetched (\d+) scope\(s\) in ([0-9.]+) s")
+
+
+def record(instances, regions, workdir):
+    """Seed moto, run both plugins once through the recording proxy: (answers, --list outputs)."""
+    print(f"seeding {instances} instances over {len(regions)} regions in moto", flush=True)
+    moto = aws_lab.MotoServer()
+    try:
+        seed(moto.url, instances, regions)
+        recorder = Recorder(upstream_port=moto.port)
+        paths = write_configs(workdir, recorder.url, regions)
+        print("recording the answers both plugins need", flush=True)
+        listings = {name: run_inventory(paths[(name, False)], "--list")[2]
+                    for name in ("fleet", "aws")}
+        recorder.stop()
+    finally:
+        moto.stop()
+    return recorder.answers, listings
+
+
+def timed_runs(paths, replay, runs):
+    """{(scenario, plugin): {"wall": [...], "rss": [...], "calls": [...]}}, interleaved."""
+    for name in ("fleet", "aws"):  # warm both caches
+        run_inventory(paths[(name, True)], "--graph")
+    results = {}
+    for run in range(runs):
+        for label, cached, mode in SCENARIOS:
+            for name in ("fleet", "aws"):
+                replay.calls = 0
+                wall, rss, _, _ = run_inventory(paths[(name, cached)], mode)
+                entry = results.setdefault((label, name), {"wall": [], "rss": [], "calls": []})
+                entry["wall"].append(wall)
+                entry["rss"].append(rss)
+                entry["calls"].append(replay.calls)
+        print(f"  run {run + 1}/{runs} done", flush=True)
+    return results
+
+
+def report(args, regions, listings, results):
+    host_counts = {name: counts(listings[name]) for name in listings}
+    core = subprocess.check_output([str(BIN / "ansible"), "--version"], text=True).split()[2]
+    print(f"\n{args.instances} instances, {len(regions)} regions, {args.runs} interleaved runs, "
+          f"ansible-core {core.rstrip(']')}")
+    print(f"(hosts, groups): fleetforge.fleet.ec2 {host_counts['fleet']}, "
+          f"amazon.aws.aws_ec2 {host_counts['aws']}")
+    print("| run | fleet median s | aws_ec2 median s | speed-up | fleet peak RSS MiB | "
+          "aws_ec2 peak RSS MiB | fleet API calls | aws_ec2 API calls |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, _, _ in SCENARIOS:
+        ours, theirs = results[(label, "fleet")], results[(label, "aws")]
+        mo, mt = statistics.median(ours["wall"]), statistics.median(theirs["wall"])
+        print(f"| {label} | {mo:.2f} | {mt:.2f} | {mt / mo:.1f}x | {max(ours['rss']) / 1024:.0f} | "
+              f"{max(theirs['rss']) / 1024:.0f} | {max(ours['calls'])} | {max(theirs['calls'])} |")
+
+
+def latency_check(paths, replay, regions, workdir, latency_ms):
+    """Our fetch time (from -vvv) over all regions vs the slowest single region."""
+    replay.latency = latency_ms / 1000.0
+    single = json.loads(paths[("fleet", False)].read_text())
+    per_region = {}
+    for region in regions:
+        path = workdir / f"single-{region}.fleet_ec2.yml"
+        path.write_text(json.dumps(dict(single, regions=[region])))
+        _, _, stdout, stderr = run_inventory(path, "-vvv")
+        per_region[region] = float(FETCH.search(stdout + stderr).group(2))
+    whole = []
+    for _ in range(3):
+        _, _, stdout, stderr = run_inventory(paths[("fleet", False)], "-vvv")
+        whole.append(float(FETCH.search(stdout + stderr).group(2)))
+    slowest, median = max(per_region.values()), statistics.median(whole)
+    print(f"\nwith {latency_ms} ms per request: slowest single region fetch {slowest:.2f} s, "
+          f"all {len(regions)} regions {median:.2f} s ({median / slowest:.2f}x)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=4000)
+    parser.add_argument("--regions", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    args = parser.parse_args(argv)
+    regions = ALL_REGIONS[:args.regions]
+    workdir = Path(tempfile.mkdtemp(prefix="fleet-ec2-bench-"))
+    answers, listings = record(args.instances, regions, workdir)
+    replay = Recorder(latency=0.0)
+    replay.answers = answers
+    paths = write_configs(workdir, replay.url, regions)
+    results = timed_runs(paths, replay, args.runs)
+    report(args, regions, listings, results)
+    if replay.misses:
+        print(f"WARNING: {len(replay.misses)} requests were not recorded, e.g. {replay.misses[0]}")
+    if args.latency_ms:
+        latency_check(paths, replay, regions, workdir, args.latency_ms)
+    replay.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
