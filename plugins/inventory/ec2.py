@@ -48,7 +48,8 @@ options:
   include_filters:
     description:
       - More filter mappings; instances matching any of them are added to those matching
-        O(filters). Each entry costs one more query per region.
+        O(filters) (when O(filters) is empty, only the instances they match are listed). Each
+        entry costs one more query per region.
     type: list
     elements: dict
     default: []
@@ -308,9 +309,11 @@ class InventoryModule(FleetInventoryBase):
     ALL_GROUP = "fleet_ec2"
 
     def _validate_options(self):
-        self._queries = [filter_list(self.get_option("filters"))]
-        for index, entry in enumerate(self.get_option("include_filters")):
-            self._queries.append(filter_list(entry, "include_filters[%d]" % index))
+        base = filter_list(self.get_option("filters"))
+        includes = [filter_list(entry, "include_filters[%d]" % index)
+                    for index, entry in enumerate(self.get_option("include_filters"))]
+        # as in aws_ec2: empty filters with include_filters means only what they include
+        self._queries = ([base] if base or not includes else []) + includes
         self._excludes = [filter_list(entry, "exclude_filters[%d]" % index)
                           for index, entry in enumerate(self.get_option("exclude_filters"))]
         self._hostnames = normalise_hostnames(self.get_option("hostnames"))

@@ -177,6 +177,13 @@ def test_include_and_exclude_filters(fleet, inventory_file):
     assert set(inventory.hosts) == {"web-a-0", "web-a-1"}
 
 
+def test_include_filters_alone_list_only_what_they_include(inventory_file):
+    inventory = parse(inventory_file(regions=["us-east-1"],
+                                     include_filters=[{"tag:Name": "web-a-0"}, {"tag:Role": "db"}]))
+    assert {n for n in inventory.hosts if not n.startswith("db")} == {"web-a-0"}
+    assert len(inventory.hosts) == 3  # web-a-0 and the two db instances of us-east-1
+
+
 def test_strict_compose_error_names_the_host(inventory_file):
     with pytest.raises(AnsibleError, match="Could not set broken for host"):
         parse(inventory_file(regions=["eu-west-3"], strict=True,
