@@ -8,8 +8,9 @@ lab's conventions (tools/fleetlab.py): reached over SSH on a 127.0.0.1 port as `
 and key in .lab/<name>/.
 
     fleetvm.py doctor [--install]       qemu, qemu-img, debootstrap, mkfs.ext4 (and install them)
-    fleetvm.py image [--distro debian12] build the base disk when missing (.cache/vm/)
-    fleetvm.py up [--name NAME] [--hosts N | --host NAME:DISTRO ...] [--memory MiB] [--cpus N]
+    fleetvm.py image [--distro debian12] [--packages P,...]   build the base disk when missing
+    fleetvm.py up [--name NAME] [--hosts N | --host NAME:DISTRO ...] [--packages P,...]
+                  [--memory MiB] [--cpus N]
     fleetvm.py reboot [--name NAME] [--host NAME]   reboot and wait for SSH on a new boot id
     fleetvm.py stop | start | down | status [--name NAME]
     fleetvm.py clean                    remove every VM lab (all .lab/*/ with qemu pid files)
@@ -25,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -51,7 +53,11 @@ REQUIRED_TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-uti
                   "debootstrap": "debootstrap", "mkfs.ext4": "e2fsprogs",
                   "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
 
-FSTAB = "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"
+# /tmp is a tmpfs of its own, as on Debian 13 and on hosts partitioned the CIS way, so that the
+# mount-option controls for /tmp have a mount to act on (/var/tmp stays on the root file system).
+FSTAB = """/dev/vda / ext4 rw,errors=remount-ro 0 1
+tmpfs /tmp tmpfs defaults 0 0
+"""
 INTERFACES = """auto lo
 iface lo inet loopback
 
@@ -104,17 +110,26 @@ def log(msg):
 
 
 # ---------------------------------------------------------------- pure helpers
-def recipe_hash(distro: str) -> str:
+def recipe_hash(distro: str, packages=()) -> str:
     """Tag of the base disk: any change to what goes into it builds a new one."""
     text = json.dumps([VM_RECIPE_VERSION, VM_DISTROS[distro], fleetlab.BASE_PACKAGES,
-                       VM_PACKAGES, fleetlab.HOSTKEY_UNIT, fleetlab.MASKED_UNITS, FSTAB,
-                       INTERFACES, PROVISION_SCRIPT, PROVISION_UNIT, APT_TIMER_STAMPS,
-                       DISK_SIZE, DEBIAN_MIRROR], sort_keys=True)
+                       VM_PACKAGES, sorted(set(packages)), fleetlab.HOSTKEY_UNIT,
+                       fleetlab.MASKED_UNITS, FSTAB, INTERFACES, PROVISION_SCRIPT,
+                       PROVISION_UNIT, APT_TIMER_STAMPS, DISK_SIZE, DEBIAN_MIRROR], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def image_dir(distro: str) -> Path:
-    return CACHE_DIR / f"{distro}-{recipe_hash(distro)}"
+def image_dir(distro: str, packages=()) -> Path:
+    return CACHE_DIR / f"{distro}-{recipe_hash(distro, packages)}"
+
+
+def parse_packages(text: str) -> list[str]:
+    """--packages a,b,c: Debian package names baked into the base disk (a golden image)."""
+    names = sorted({n.strip() for n in (text or "").split(",") if n.strip()})
+    bad = [n for n in names if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", n)]
+    if bad:
+        raise LabError(f"--packages takes Debian package names separated by commas, got {bad}")
+    return names
 
 
 def key_param(pubkey: str) -> str:
@@ -144,7 +159,8 @@ def qemu_argv(host: Host, image: Path, paths: dict, cmdline: str, memory: int,
             "-accel", "tcg,thread=multi", "-cpu", "max", "-m", str(memory), "-smp", str(cpus),
             "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
             "-append", cmdline,
-            "-drive", f"file={paths['disk']},if=virtio,format=qcow2",
+            # a throwaway overlay: the guest's flushes need not reach this machine's disk
+            "-drive", f"file={paths['disk']},if=virtio,format=qcow2,cache=unsafe",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{host.port}-:22",
             "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
             "-display", "none", "-serial", f"file:{paths['console']}",
@@ -184,11 +200,12 @@ def cmd_doctor(args):
     log("qemu-system-x86_64, qemu-img, debootstrap, mkfs.ext4 and ssh are present")
 
 
-def build_image(distro: str) -> Path:
-    """The base disk, kernel and initrd of `distro`, built once per recipe hash."""
+def build_image(distro: str, packages=()) -> Path:
+    """The base disk, kernel and initrd of `distro` (with `packages` baked in), built once per
+    recipe hash."""
     if distro not in VM_DISTROS:
         raise LabError(f"no VM image for {distro!r}; VM distros: {', '.join(VM_DISTROS)}")
-    final = image_dir(distro)
+    final = image_dir(distro, packages)
     if (final / "base.qcow2").exists():
         return final
     if os.geteuid() != 0:
@@ -200,7 +217,7 @@ def build_image(distro: str) -> Path:
     try:
         root = work / "root"
         run(["debootstrap", "--variant=minbase",
-             "--include=" + ",".join(fleetlab.BASE_PACKAGES + VM_PACKAGES),
+             "--include=" + ",".join(fleetlab.BASE_PACKAGES + VM_PACKAGES + list(packages)),
              VM_DISTROS[distro], str(root), DEBIAN_MIRROR], timeout=2400)
         _customise_root(root, VM_DISTROS[distro])
         kernels = sorted((root / "boot").glob("vmlinuz-*"))
@@ -217,7 +234,8 @@ def build_image(distro: str) -> Path:
         raw.unlink()
         shutil.rmtree(root)
         (work / "recipe.json").write_text(json.dumps(
-            {"distro": distro, "hash": recipe_hash(distro), "kernel": kernels[-1].name}) + "\n")
+            {"distro": distro, "hash": recipe_hash(distro, packages), "packages": list(packages),
+             "kernel": kernels[-1].name}) + "\n")
         work.rename(final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -248,7 +266,7 @@ def _customise_root(root: Path, suite: str):
 def cmd_image(args):
     cmd_doctor(argparse.Namespace(install=True))
     for distro in args.distro or list(VM_DISTROS):
-        build_image(distro)
+        build_image(distro, parse_packages(args.packages))
 
 
 # ---------------------------------------------------------------- VMs
@@ -336,11 +354,12 @@ def cmd_up(args):
     if args.memory < 512 or args.cpus < 1:
         raise LabError(f"--memory must be at least 512 (MiB) and --cpus at least 1, "
                        f"got {args.memory} and {args.cpus}")
+    packages = parse_packages(args.packages)
     running = [h.name for h in hosts if vm_pid(name, h.name)]
     if running or (fleetlab.lab_dir(name) / "state.json").exists():
         raise LabError(f"lab {name!r} exists already; run 'fleetvm.py down --name {name}' first")
     cmd_doctor(argparse.Namespace(install=True))
-    images = {d: build_image(d) for d in sorted({h.distro for h in hosts})}
+    images = {d: build_image(d, packages) for d in sorted({h.distro for h in hosts})}
     key = fleetlab.ensure_key(name)
     pubkey = key.with_suffix(".pub").read_text().strip()
     for host in hosts:
@@ -358,7 +377,7 @@ def cmd_up(args):
         raise
     path = fleetlab.write_inventory(name, hosts, key, False, SLIRP_GATEWAY,
                                     {"fleetvm_real_kernel": True})
-    save_state(name, {"vm": True, "memory": args.memory, "cpus": args.cpus,
+    save_state(name, {"vm": True, "memory": args.memory, "cpus": args.cpus, "packages": packages,
                       "boot_seconds": {h: round(s, 1) for h, s in boot.items()}})
     for host in hosts:
         print(f"{host.name}\t{host.distro}\tssh -i {key} -p {host.port} {ADMIN_USER}@127.0.0.1")
@@ -407,8 +426,8 @@ def cmd_start(args):
         if vm_pid(args.name, host.name) is None:
             if not fleetlab.port_free(host.port):
                 raise LabError(f"127.0.0.1:{host.port} of {host.name} is in use")
-            start_vm(args.name, host, build_image(host.distro), pubkey, state["memory"],
-                     state["cpus"])
+            image = build_image(host.distro, state.get("packages", []))
+            start_vm(args.name, host, image, pubkey, state["memory"], state["cpus"])
     for host in hosts:
         wait_for_boot(args.name, host, key)
     log(f"lab {args.name!r} running")
@@ -467,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="first SSH port on 127.0.0.1 (default: the first free run from 20000)")
     up.add_argument("--memory", type=int, default=2048, help="MiB per VM")
     up.add_argument("--cpus", type=int, default=2, help="virtual CPUs per VM")
+    for cmd in (img, up):
+        cmd.add_argument("--packages", default="", metavar="PKG,PKG",
+                         help="Debian packages baked into the base disk (its own cached image)")
     reboot = sub.add_parser("reboot", help="reboot hosts and wait until SSH answers again")
     reboot.add_argument("--host", action="append", metavar="NAME")
     named = [up, reboot] + [sub.add_parser(cmd) for cmd in ("stop", "start", "down", "status")]

@@ -32,6 +32,19 @@ def test_recipe_hash_is_stable_and_follows_the_recipe(monkeypatch):
     assert fleetvm.recipe_hash("debian12") != first
 
 
+def test_baked_packages_make_their_own_image_whatever_their_order():
+    plain = fleetvm.image_dir("debian12")
+    baked = fleetvm.image_dir("debian12", ["nftables", "auditd"])
+    assert baked != plain
+    assert baked == fleetvm.image_dir("debian12", fleetvm.parse_packages(" auditd,nftables,auditd "))
+
+
+@pytest.mark.parametrize("text", ["auditd;rm -rf /", "Auditd", "-y", "auditd nftables"])
+def test_packages_must_be_debian_package_names(text):
+    with pytest.raises(fleetlab.LabError, match="--packages takes Debian package names"):
+        fleetvm.parse_packages(text)
+
+
 @pytest.mark.parametrize("pubkey, expected", [
     (PUBKEY, "ssh-ed25519:" + PUBKEY.split()[1]),
     ("ssh-rsa AAAAB3Nza", "ssh-rsa:AAAAB3Nza"),
@@ -72,7 +85,7 @@ def test_qemu_argv_forwards_ssh_on_loopback_only(tmp_path):
     joined = " ".join(argv)
     assert argv[0] == "qemu-system-x86_64"
     assert "user,id=n0,hostfwd=tcp:127.0.0.1:20001-:22" in argv
-    assert f"file={paths['disk']},if=virtio,format=qcow2" in argv
+    assert f"file={paths['disk']},if=virtio,format=qcow2,cache=unsafe" in argv
     assert argv[argv.index("-accel") + 1].startswith("tcg")
     assert argv[argv.index("-pidfile") + 1] == str(paths["pid"])
     assert "-daemonize" in argv and "-m 2048" in joined and "-smp 2" in joined
@@ -106,7 +119,7 @@ def test_teardown_removes_files_and_spares_a_reused_pid(lab):
 def test_failed_start_leaves_nothing_behind(lab, monkeypatch, capsys):
     """Stand-ins for qemu: the first VM 'starts' (writes its files), the second fails."""
     monkeypatch.setattr(fleetvm, "cmd_doctor", lambda args: None)
-    monkeypatch.setattr(fleetvm, "build_image", lambda distro: lab / "image")
+    monkeypatch.setattr(fleetvm, "build_image", lambda distro, packages: lab / "image")
 
     def fake_key(name):
         key = fleetlab.lab_dir(name) / "id_ed25519"
@@ -134,6 +147,7 @@ def test_failed_start_leaves_nothing_behind(lab, monkeypatch, capsys):
     (["up", "--name", "t", "--host", "a:debian13"], "no VM image for debian13"),
     (["up", "--name", "t", "--host", "a:centos9"], "unknown distro centos9"),
     (["up", "--name", "t", "--memory", "128"], "--memory must be at least 512"),
+    (["up", "--name", "t", "--packages", "auditd,$(reboot)"], "--packages takes Debian package"),
     (["up", "--name", "bad name"], "must be letters, digits"),
     (["reboot", "--name", "absent"], "VM lab 'absent' does not exist"),
     (["status", "--name", "absent"], "VM lab 'absent' does not exist"),
