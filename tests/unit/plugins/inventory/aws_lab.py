@@ -184,7 +184,6 @@ class FaultInjectingProxy:
         return None
 
 
-
 # ------------------------------------------------------------------ seeding
 def tag_spec(tags):
     if not tags:
