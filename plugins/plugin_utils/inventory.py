@@ -261,15 +261,15 @@ def install_compile_cache(templar):
         original = engine._compile_expression
         memo = {}
 
-        def compile_expression(expression, options):
-            key = (str(expression), options)
+        def compile_expression(expression, *args, **kwargs):
             try:
+                key = (str(expression), args, tuple(sorted(kwargs.items())))
                 return memo[key]
             except KeyError:
-                memo[key] = compiled = original(expression, options)
+                memo[key] = compiled = original(expression, *args, **kwargs)
                 return compiled
-            except TypeError:  # unhashable options
-                return original(expression, options)
+            except TypeError:  # unhashable options: no memo
+                return original(expression, *args, **kwargs)
 
         engine._compile_expression = compile_expression
         return True
