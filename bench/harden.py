@@ -63,6 +63,8 @@ class Lab:
         fleetlab("up", "--name", self.name, "--host", f"h1:{self.distro}")
         state = json.loads((REPO / ".lab" / self.name / "state.json").read_text())
         self.port = state["hosts"][0]["port"]
+        # SSH through 127.0.0.1 arrives from the lab's podman gateway: its /24 stays allowed
+        self.ssh_networks = [state["gateway"].rsplit(".", 1)[0] + ".0/24"]
         self.key = REPO / ".lab" / self.name / "id_ed25519"
 
     def down(self):
@@ -114,8 +116,9 @@ def converge(lab, label):
            "ANSIBLE_CALLBACKS_ENABLED": "fleetforge.fleet.module_counter",
            "FLEET_MODULE_COUNTER_OUTPUT": str(out)}
     started = time.monotonic()
-    proc = run([VENV_BIN / "ansible-playbook", "-i", lab.inventory, REPO / "playbooks" / "harden.yml"],
-               env=env, check=False)
+    extra = json.dumps({"linux_hardening_ssh_allowed_networks": lab.ssh_networks})
+    proc = run([VENV_BIN / "ansible-playbook", "-i", lab.inventory, "-e", extra,
+                REPO / "playbooks" / "harden.yml"], env=env, check=False)
     wall = time.monotonic() - started
     (RESULTS / f"{lab.name}-{label}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -151,7 +154,7 @@ def main(argv=None):
             lab.ssh("sudo DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null && "
                     "sudo DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends "
                     "lynis >/dev/null")
-            result["lynis_version"] = lab.ssh("lynis show version").stdout.strip()
+            result["lynis_version"] = lab.ssh("sudo lynis show version").stdout.strip()
             result["lynis_before"] = lynis_index(lab)
         if not args.skip_ssh_audit:
             result["ssh_audit_before"] = ssh_audit_counts(lab.port)
