@@ -19,7 +19,7 @@ description:
   - The module never creates files. A missing path fails the module before anything changes,
     unless O(paths[].missing_ok) is set; it is then reported as C(not_applicable).
   - Symbolic links are not followed and are reported as C(not_applicable).
-author: fleetforge developers
+author: fleetforge developers (@fleetforge)
 options:
   paths:
     description: The paths and what they should be.
@@ -230,8 +230,8 @@ def run_module():
                 os.lchown(item["path"], uid, gid)
                 os.chmod(item["path"], mode)
             except OSError as exc:
-                module.fail_json(msg="cannot set %s to %s: %s" % (item["path"], diff_line("", after).strip(),
-                                                                 exc.strerror), paths=paths)
+                wanted = diff_line("", after).strip()
+                module.fail_json(msg="cannot set %s to %s: %s" % (item["path"], wanted, exc.strerror), paths=paths)
 
     result = {"changed": bool(after_lines), "paths": paths}
     if module._diff:

@@ -20,10 +20,12 @@ description:
     are written there (they describe the wanted state) but loading is reported as C(not_applicable).
   - A blocked module that is loaded now stays loaded until reboot (or C(modprobe -r)); the module
     reports it rather than unloading something in use.
-author: fleetforge developers
+author: fleetforge developers (@fleetforge)
 options:
   blocklist:
-    description: Modules that must not load. Dashes and underscores are the same name, as for modprobe.
+    description:
+      - Modules that must not load. Dashes and underscores are the same name, as for modprobe; the file
+        keeps the names as given.
     type: list
     elements: str
     default: []
@@ -204,6 +206,7 @@ def run_module():
         },
         supports_check_mode=True,
     )
+    # files keep the names as given (tools such as Lynis look for firewire-core), comparisons do not
     blocklist = [canonical(n) for n in module.params["blocklist"]]
     load = [canonical(n) for n in module.params["load"]]
     both = sorted(set(blocklist) & set(load))
@@ -213,8 +216,8 @@ def run_module():
 
     files = []
     for path, text in ((module.params["blocklist_path"],
-                        render_blocklist(blocklist, module.params["disable_command"])),
-                       (module.params["load_path"], render_load(load))):
+                        render_blocklist(module.params["blocklist"], module.params["disable_command"])),
+                       (module.params["load_path"], render_load(module.params["load"]))):
         files.append((path, read_text(path), text))
     loaded = set() if in_container else read_loaded()
     modules = plan(blocklist, load, blocked_in(files[0][1]), listed_in(files[1][1]), loaded, in_container)
@@ -235,8 +238,7 @@ def run_module():
     result = {
         "changed": bool(changed_files or to_load),
         "container": in_container, "container_evidence": evidence,
-        "modules": {n: {k: v for k, v in item.items() if k != "load_now"}
-                     for n, item in modules.items()},
+        "modules": {n: {k: v for k, v in item.items() if k != "load_now"} for n, item in modules.items()},
     }
     if module._diff:
         diffs = [file_change(path, before, after) for path, before, after in changed_files]

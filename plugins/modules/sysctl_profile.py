@@ -21,7 +21,7 @@ description:
   - A parameter that cannot be set (read-only C(/proc/sys), a key this kernel does not have) is
     reported with its reason in RV(unsettable); the module does not fail on it.
   - Per-key results in RV(keys) serve as audit evidence.
-author: fleetforge developers
+author: fleetforge developers (@fleetforge)
 options:
   settings:
     description:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Read-only probe of what linux_hardening needs to know and report (prints one JSON object).
 
 Run by the role through ansible.builtin.script with the host's Python; it changes nothing.
@@ -14,6 +13,7 @@ ENV = dict(os.environ, LC_ALL="C", LANG="C")
 MOUNT_POINTS = ("/tmp", "/dev/shm", "/var/tmp")
 SUDOERS = ["/etc/sudoers"]
 SKIP_TREES = ("/proc", "/sys", "/dev", "/run")
+CMDLINE_KEYS = ("audit", "audit_backlog_limit", "apparmor", "security", "lsm")
 
 
 def run(argv):
@@ -131,8 +131,7 @@ def main():
         "nft_error": err.strip(),
         "efi": os.path.isdir("/sys/firmware/efi") or os.path.ismount("/boot/efi"),
         "apparmor_enabled": apparmor == "Y",
-        "cmdline": [w for w in cmdline if w.split("=")[0] in ("audit", "audit_backlog_limit", "apparmor",
-                                                                "security", "lsm")],
+        "cmdline": [w for w in cmdline if w.split("=")[0] in CMDLINE_KEYS],
         "mounts": mounts(),
         "fstab": fstab(),
         "suid_sgid": suid_sgid(),

@@ -82,7 +82,7 @@ def test_blocks_loads_then_is_idempotent(run_module, modprobe, args):
     first = run_module(mod, args)
     assert first["changed"]
     text = Path(args["blocklist_path"]).read_text()
-    assert "install usb_storage /bin/false\nblacklist usb_storage\n" in text
+    assert "install usb-storage /bin/false\nblacklist usb-storage\n" in text
     assert Path(args["load_path"]).read_text().endswith("overlay\n")
     assert modprobe == [["/sbin/modprobe", "overlay"]]
     second = run_module(mod, args)
