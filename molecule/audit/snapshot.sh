@@ -7,6 +7,8 @@
 #          connection itself touches (see EXCLUDED): directories are left out because
 #          their mtime moves whenever anything creates and removes a temporary file inside;
 #          /run is not scanned: volatile runtime state (utmp, sudo timestamps, motd.dynamic)
+#   dirs   every directory on the same trees (apart from EXCLUDED), to compare before and
+#          after: a directory created or removed by the audit shows there
 set -euo pipefail
 export LC_ALL=C
 MARKER=/var/tmp/fleet-audit-test/marker
@@ -28,8 +30,11 @@ case "${1:-}" in
     find / /tmp /var/tmp -xdev ! -type d \( -newer "$MARKER" -o -cnewer "$MARKER" \) -print 2>/dev/null \
       | sort -u | grep -Ev "$EXCLUDED" || true
     ;;
+  dirs)
+    find / /tmp /var/tmp -xdev -type d -print 2>/dev/null | sort -u | grep -Ev "$EXCLUDED" || true
+    ;;
   *)
-    echo "usage: $0 etc|since" >&2
+    echo "usage: $0 etc|since|dirs" >&2
     exit 2
     ;;
 esac

@@ -71,8 +71,15 @@ def test_nothing_under_etc_changed(host):
     assert sorted(set(before) ^ set(after)) == []
 
 
+def test_no_directory_created_or_removed(host):
+    before = set(host.file("/var/tmp/fleet-audit-test/dirs.before").content_string.splitlines())
+    after = set(snapshot(host, "dirs").splitlines())
+    assert len(after) > 1000  # the listing really covers the file system
+    assert sorted(after - before) == [] and sorted(before - after) == []
+
+
 def test_no_file_written_anywhere_since_the_audit_started(host):
-    written = snapshot(host, "since").split()
+    written = snapshot(host, "since").splitlines()
     assert written == [], f"written on the host during the audit: {written}"
 
 
@@ -81,7 +88,7 @@ def test_the_change_detector_sees_a_write(host):
     with host.sudo():
         assert host.run("touch /root/fleet-audit-canary").rc == 0
     try:
-        written = snapshot(host, "since").split()
+        written = snapshot(host, "since").splitlines()
         assert written == ["/root/fleet-audit-canary"], written
     finally:
         with host.sudo():
