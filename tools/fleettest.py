@@ -175,7 +175,9 @@ def container_stage(version):
         ref = controller_image()
         staged = stage_collection()
         venv = f"/opt/core-{version}/bin"
-        script = (f"set -e; export PATH={venv}:$PATH; python /get_pip_offline.py --install-into-cache"
+        # ansible-test's venvs run pip with a reduced environment: the CA goes in pip's own config
+        script = (f"set -e; printf '[global]\\ncert = /host-ca.crt\\n' > /etc/pip.conf"
+                  f"; export PATH={venv}:$PATH; python /get_pip_offline.py --install-into-cache"
                   f"; cd /src/ansible_collections/fleetforge/fleet"
                   f" && python -m pytest -q -p no:cacheprovider tests/unit"
                   f" && ansible-test sanity --venv --python 3.13 --color no")
