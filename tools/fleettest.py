@@ -213,18 +213,24 @@ def st_build():
     tarball = next(out.glob("fleetforge-fleet-*.tar.gz"))
     target = BUILD / "installed"
     shutil.rmtree(target, ignore_errors=True)
-    sh([VENV_BIN / "ansible-galaxy", "collection", "install", "--offline", "-p", target, tarball])
-    env = {"ANSIBLE_COLLECTIONS_PATH": str(target)}
+    # only the installed tarball may be visible: not the checkout's own symlinked copy
+    empty_cfg = BUILD / "empty-ansible.cfg"
+    empty_cfg.write_text("[defaults]\n")
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(target), "ANSIBLE_CONFIG": str(empty_cfg)}
+    sh([VENV_BIN / "ansible-galaxy", "collection", "install", "--offline", "--force", "-p", target,
+        tarball], env=env, cwd=BUILD)
     listing = subprocess.run([VENV_BIN / "ansible-doc", "-l", "fleetforge.fleet"], env=dict(
-        os.environ, **env), capture_output=True, text=True, check=False)
+        os.environ, **env), capture_output=True, text=True, check=False, cwd=BUILD)
     say(listing.stdout + listing.stderr)
     if listing.returncode != 0 or "fleetforge.fleet." not in listing.stdout:
         raise StageError("ansible-doc -l fleetforge.fleet listed nothing from the installed tarball")
-    roles = subprocess.run([VENV_BIN / "ansible-doc", "-t", "role", "-l", "fleetforge.fleet"],
-                           env=dict(os.environ, **env), capture_output=True, text=True, check=False)
-    say(roles.stdout)
-    if roles.returncode != 0:
-        raise StageError("ansible-doc -t role -l fleetforge.fleet failed: " + roles.stderr)
+    for kind in ("role", "inventory", "filter", "callback"):
+        out = subprocess.run([VENV_BIN / "ansible-doc", "-t", kind, "-l", "fleetforge.fleet"],
+                             env=dict(os.environ, **env), capture_output=True, text=True,
+                             check=False, cwd=BUILD)
+        say(out.stdout + out.stderr)
+        if out.returncode != 0 or "fleetforge.fleet." not in out.stdout:
+            raise StageError(f"ansible-doc -t {kind} -l fleetforge.fleet listed nothing")
 
 
 # ------------------------------------------------------------------ molecule
