@@ -67,7 +67,7 @@ def sh(cmd, cwd=REPO, env=None, check=True):
 
 # Development-only trees: not shipped in the Galaxy tarball (galaxy.yml build_ignore), so
 # neither sanity-tested as collection content nor staged.
-DEV_ONLY = ("tools/", "tests/tools/", "bench/", "molecule/", ".ci/", ".config/", "ansible.cfg",
+DEV_ONLY = ("tools/", "tests/tools/", "tests/vm/", "bench/", "molecule/", ".ci/", ".config/", "ansible.cfg",
             "Makefile")
 
 
