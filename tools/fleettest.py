@@ -310,11 +310,15 @@ def run_lanes(chosen, parallel):
     if not parallel or not checks or not lab:
         return results + [run_stage(n, f, parallel) for n, f in checks + lab]
 
-    def lane(items):
-        return [run_stage(n, f, True) for n, f in items]
+    def lane(items, jobs=1):
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            return list(pool.map(lambda item: run_stage(item[0], item[1], True), items))
 
+    # molecule scenarios wait on SSH, apt and systemd much of the time: LAB_JOBS of them
+    # share the lab lane (each on its own lab network and ports)
+    lab_jobs = int(os.environ.get("FLEETTEST_LAB_JOBS", "2"))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(lane, checks), pool.submit(lane, lab)]
+        futures = [pool.submit(lane, checks), pool.submit(lane, lab, lab_jobs)]
         for future in futures:
             results += future.result()
     return results
