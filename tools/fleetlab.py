@@ -318,13 +318,16 @@ def ensure_key(name: str) -> Path:
     return key
 
 
-def create_network(net: str, internal: bool, subnet: str):
-    if run(["podman", "network", "exists", net], check=False).returncode == 0:
-        return
-    cmd = ["podman", "network", "create", "--label", f"{LABEL}=1", "--subnet", subnet]
-    if internal:
-        cmd.append("--internal")
-    run(cmd + [net])
+def create_network(net: str, internal: bool) -> str:
+    """Create the lab's network (podman picks a free subnet, under its lock, so parallel
+    labs never collide); return its gateway, the address SSH arrives from."""
+    if run(["podman", "network", "exists", net], check=False).returncode != 0:
+        cmd = ["podman", "network", "create", "--label", f"{LABEL}=1"]
+        if internal:
+            cmd.append("--internal")
+        run(cmd + [net])
+    info = json.loads(run(["podman", "network", "inspect", net]).stdout)[0]
+    return info["subnets"][0]["gateway"]
 
 
 def start_host(host: Host, name: str, net: str, privileged: bool, airgap: bool):
@@ -414,14 +417,6 @@ def write_inventory(name: str, hosts: list[Host], key: Path, airgap: bool, gatew
     return path
 
 
-def network_plan(name: str, airgap: bool):
-    """Subnet per lab name, deterministic so inventories stay stable between runs."""
-    octet = 100 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 100
-    public = (f"fleetlab-{name}", f"10.89.{octet}.0/24", f"10.89.{octet}.1")
-    internal = (f"fleetlab-{name}-int", f"10.90.{octet}.0/24", f"10.90.{octet}.1")
-    return public, internal if airgap else None
-
-
 def start_mirror(name: str, public: str, internal: str) -> str:
     """The air-gapped lab's only way out: apt-cacher-ng (3142) and a file server (8080)."""
     mirror = f"{name}-mirror"
@@ -469,15 +464,14 @@ def cmd_up(args):
         build_image(distro)
     key = ensure_key(name)
     pubkey = key.with_suffix(".pub").read_text().strip()
-    public, internal = network_plan(name, args.airgap)
+    public, internal = f"fleetlab-{name}", (f"fleetlab-{name}-int" if args.airgap else None)
     try:
-        create_network(public[0], False, public[1])
+        host_net, gateway = public, create_network(public, False)
         mirror_addr = ""
-        host_net, gateway = public[0], public[2]
         if internal:
-            create_network(internal[0], True, internal[1])
-            mirror_addr = start_mirror(name, public[0], internal[0])
-            host_net, gateway = internal[0], internal[2]
+            gateway = create_network(internal, True)
+            mirror_addr = start_mirror(name, public, internal)
+            host_net = internal
         for host in hosts:
             start_host(host, name, host_net, args.privileged, bool(internal))
         for host in hosts:
