@@ -104,6 +104,10 @@ def st_ansible_lint():
        env={"ANSIBLE_COLLECTIONS_PATH": str(BUILD / "collections")})
 
 
+def st_changelog():
+    sh([VENV_BIN / "antsibull-changelog", "lint"])
+
+
 def st_argspecs():
     sh([VENV_BIN / "python", REPO / "tools" / "check_argument_specs.py"])
 
@@ -258,6 +262,7 @@ def all_stages():
     stages = [("clean", st_clean, "first"),
               ("yamllint", st_yamllint, "fast"), ("ruff", st_ruff, "fast"),
               ("ansible-lint", st_ansible_lint, "fast"), ("argspecs", st_argspecs, "fast"),
+              ("changelog", st_changelog, "fast"),
               ("unit-2.19", unit_stage("2.19"), "fast")]
     stages += [(f"unit-{v}", unit_stage(v), "full") for v in ("2.17", "2.18")]
     stages += [(f"sanity-{v}", sanity_stage(v), "full") for v in ("2.17", "2.18", "2.19")]
