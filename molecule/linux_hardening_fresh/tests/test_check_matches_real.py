@@ -39,7 +39,7 @@ def changed_tasks(report):
     names = set()
     for play in report["plays"]:
         for task in play["tasks"]:
-            if task["task"]["name"] in HANDLERS:
+            if task["task"]["name"].split(" : ", 1)[-1] in HANDLERS:  # "role : name"
                 continue
             for result in task["hosts"].values():
                 if result.get("changed") or any(r.get("changed") for r in result.get("results", [])):
