@@ -12,8 +12,10 @@ module: sysctl_profile
 short_description: Apply a whole set of kernel parameters in one call (drop-in file and runtime)
 version_added: 0.1.0
 description:
-  - Writes every setting to one drop-in file (by default C(/etc/sysctl.d/60-fleetforge.conf)),
-    which the module owns whole, and sets the running values through C(/proc/sys).
+  - Writes every setting to one drop-in file (by default C(/etc/sysctl.d/99-zz-fleetforge.conf),
+    named to sort after the distribution's own files such as systemd's C(99-protect-links.conf),
+    so its values win at boot), which the module owns whole, and sets the running values through
+    C(/proc/sys).
   - In a container, kernel parameters that are not namespaced (C(kernel.*), C(vm.*), most C(fs.*))
     belong to the kernel of the machine running the container. The module never writes them there,
     neither at runtime nor in the file (C(systemd-sysctl) would apply the file when a privileged
@@ -32,7 +34,7 @@ options:
   path:
     description: The drop-in file that holds the settings; the module owns its whole content.
     type: path
-    default: /etc/sysctl.d/60-fleetforge.conf
+    default: /etc/sysctl.d/99-zz-fleetforge.conf
   apply:
     description: Also set the running values (otherwise only the file is written).
     type: bool
@@ -78,7 +80,7 @@ path:
   description: The drop-in file.
   returned: always
   type: str
-  sample: /etc/sysctl.d/60-fleetforge.conf
+  sample: /etc/sysctl.d/99-zz-fleetforge.conf
 container:
   description: Whether the module treated the target as a container.
   returned: always
@@ -266,7 +268,7 @@ def run_module():
     module = AnsibleModule(
         argument_spec={
             "settings": {"type": "dict", "required": True},
-            "path": {"type": "path", "default": "/etc/sysctl.d/60-fleetforge.conf"},
+            "path": {"type": "path", "default": "/etc/sysctl.d/99-zz-fleetforge.conf"},
             "apply": {"type": "bool", "default": True},
             "context": {"type": "str", "default": "auto", "choices": ["auto", "host", "container"]},
         },

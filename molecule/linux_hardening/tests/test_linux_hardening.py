@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-SYSCTL = "/etc/sysctl.d/60-fleetforge.conf"
+SYSCTL = "/etc/sysctl.d/99-zz-fleetforge.conf"
 
 
 def test_sysctl_drop_in_has_network_keys_and_no_host_kernel_keys(host):

@@ -16,7 +16,7 @@ REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY") or Path(__file__).resol
 LAB = "m-" + os.environ.get("MOLECULE_SCENARIO_NAME", "hardening_vm")
 KEY = REPO / ".lab" / LAB / "id_ed25519"
 MODPROBE_DROPIN = "/etc/modprobe.d/60-fleetforge.conf"
-SYSCTL_DROPIN = "/etc/sysctl.d/60-fleetforge.conf"
+SYSCTL_DROPIN = "/etc/sysctl.d/99-zz-fleetforge.conf"
 AUDIT_RULES = "/etc/audit/rules.d/60-fleetforge.rules"
 
 
