@@ -540,6 +540,16 @@ def cmd_inventory(args):
     print(path)
 
 
+def add_host_arguments(up, hosts: int, distros: str):
+    """The host selection options `up` takes, shared with tools/fleetvm.py."""
+    up.add_argument("--hosts", type=int, default=hosts)
+    up.add_argument("--distros", default=distros)
+    up.add_argument("--host", action="append", metavar="NAME:DISTRO",
+                    help="a host by name (repeatable); overrides --hosts/--distros")
+    up.add_argument("--port-base", type=int, default=None,
+                    help="first SSH port on 127.0.0.1 (default: the first free run from 20000)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="fleetlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -548,12 +558,7 @@ def main(argv=None):
     img = sub.add_parser("images", help="build base images when missing")
     img.add_argument("--distro", action="append")
     up = sub.add_parser("up", help="start a lab")
-    up.add_argument("--hosts", type=int, default=3)
-    up.add_argument("--distros", default="debian12,debian13")
-    up.add_argument("--host", action="append", metavar="NAME:DISTRO",
-                    help="a host by name (repeatable); overrides --hosts/--distros")
-    up.add_argument("--port-base", type=int, default=None,
-                    help="first SSH port on 127.0.0.1 (default: the first free run from 20000)")
+    add_host_arguments(up, hosts=3, distros="debian12,debian13")
     up.add_argument("--airgap", action="store_true")
     up.add_argument("--privileged", action="store_true",
                     help="privileged hosts (nested containers); kernel settings written in "

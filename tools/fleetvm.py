@@ -479,12 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     img = sub.add_parser("image", help="build the base disk when missing")
     img.add_argument("--distro", action="append")
     up = sub.add_parser("up", help="start a VM lab")
-    up.add_argument("--hosts", type=int, default=1)
-    up.add_argument("--distros", default="debian12")
-    up.add_argument("--host", action="append", metavar="NAME:DISTRO",
-                    help="a host by name (repeatable); overrides --hosts/--distros")
-    up.add_argument("--port-base", type=int, default=None,
-                    help="first SSH port on 127.0.0.1 (default: the first free run from 20000)")
+    fleetlab.add_host_arguments(up, hosts=1, distros="debian12")
     up.add_argument("--memory", type=int, default=2048, help="MiB per VM")
     up.add_argument("--cpus", type=int, default=2, help="virtual CPUs per VM")
     for cmd in (img, up):
