@@ -20,6 +20,8 @@ def runner_result(tmp_path_factory):
     shutil.copy(os.environ["MOLECULE_INVENTORY_FILE"], private / "inventory" / "molecule.yml")
     lab_inventory = REPO / "inventories" / "lab" / f"m-{os.environ['MOLECULE_SCENARIO_NAME']}.yml"
     shutil.copy(lab_inventory, private / "inventory" / "lab.yml")
+    # an AWX inventory carries its group variables too (here: the firewall's SSH allow-list)
+    shutil.copytree(REPO / "inventories" / "lab" / "group_vars", private / "inventory" / "group_vars")
     (private / "env").mkdir()
     (private / "env" / "envvars").write_text(json.dumps({
         "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", ""),
