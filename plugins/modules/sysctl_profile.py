@@ -22,7 +22,7 @@ description:
     container boots), and reports them as C(not_applicable).
   - A parameter that cannot be set (read-only C(/proc/sys), a key this kernel does not have) is
     reported with its reason in RV(unsettable); the module does not fail on it.
-  - Per-key results in RV(keys) serve as audit evidence.
+  - Per-key results in RV(parameters) serve as audit evidence.
 author: fleetforge developers (@fleetforge)
 options:
   settings:
@@ -90,7 +90,7 @@ container_evidence:
   returned: always
   type: str
   sample: "systemd-detect-virt -c: podman"
-keys:
+parameters:
   description: Result per key, in the order given.
   returned: always
   type: dict
@@ -303,7 +303,7 @@ def run_module():
     result = {
         "changed": file_changed or bool(runtime_changed),
         "path": path, "container": in_container, "container_evidence": evidence,
-        "keys": {k: {f: v for f, v in item.items() if f != "write"} for k, item in keys.items()},
+        "parameters": {k: {f: v for f, v in item.items() if f != "write"} for k, item in keys.items()},
         "unsettable": unsettable,
     }
     if module._diff:

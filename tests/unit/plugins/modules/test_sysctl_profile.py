@@ -102,10 +102,10 @@ def test_applies_then_is_idempotent(run_module, proc, args):
     assert first["changed"]
     assert read(root, "kernel.kptr_restrict") == "2"
     assert "kernel.kptr_restrict = 2" in Path(args["path"]).read_text()
-    assert first["keys"]["kernel.kptr_restrict"]["status"] == "changed"
+    assert first["parameters"]["kernel.kptr_restrict"]["status"] == "changed"
     second = run_module(mod, args)
     assert not second["changed"]
-    assert {k: v["status"] for k, v in second["keys"].items()} == {
+    assert {k: v["status"] for k, v in second["parameters"].items()} == {
         "net.ipv4.tcp_syncookies": "compliant", "kernel.kptr_restrict": "compliant"}
 
 
@@ -125,7 +125,7 @@ def test_container_never_writes_non_namespaced_keys(run_module, proc, args):
     assert read(root, "kernel.kptr_restrict") == "0"
     assert "kernel" not in Path(args["path"]).read_text()
     assert read(root, "net.ipv4.tcp_syncookies") == "1"
-    key = result["keys"]["kernel.kptr_restrict"]
+    key = result["parameters"]["kernel.kptr_restrict"]
     assert (key["status"], key["persisted"]) == ("not_applicable", False)
     assert {"key": "kernel.kptr_restrict", "reason": key["reason"]} in result["unsettable"]
 
@@ -136,7 +136,7 @@ def test_read_only_key_is_reported_not_failed(run_module, proc, args, monkeypatc
     monkeypatch.setattr(mod.os, "access", lambda path, _mode: not path.endswith("tcp_syncookies"))
     result = run_module(mod, args)
     assert read(root, "net.ipv4.tcp_syncookies") == "0"
-    key = result["keys"]["net.ipv4.tcp_syncookies"]
+    key = result["parameters"]["net.ipv4.tcp_syncookies"]
     assert key["status"] == "not_applicable"
     assert "read-only on this host" in key["reason"]
     assert result["unsettable"] == [{"key": "net.ipv4.tcp_syncookies", "reason": key["reason"]}]
