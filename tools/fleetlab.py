@@ -16,6 +16,8 @@ Everything is labelled `fleetforge.lab=<name>`, so `down` and `clean` find all o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -254,6 +256,30 @@ def free_port_run(count: int, start: int = 20000, stop: int = 40000) -> int:
     raise LabError(f"no {count} consecutive free ports between {start} and {stop}")
 
 
+@contextlib.contextmanager
+def port_lock():
+    """Serialise choosing ports and publishing them across every lab on this machine: two
+    `up` runs started together (molecule scenarios side by side) would otherwise both find
+    the same ports free and one would fail with 'address already in use'."""
+    path = Path(tempfile.gettempdir()) / "fleetlab-ports.lock"
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def assign_ports(hosts: list[Host], port_base: int | None):
+    """Choose (or re-check) the hosts' ports; call under port_lock() right before publishing."""
+    base = free_port_run(len(hosts)) if port_base is None else port_base
+    for i, host in enumerate(hosts):
+        host.port = base + i
+        if not port_free(host.port):
+            raise LabError(f"127.0.0.1:{host.port} is already in use; choose another "
+                           f"--port-base or stop what listens there")
+
+
 def plan_hosts(name: str, specs: list[tuple[str, str]], port_base: int | None) -> list[Host]:
     """specs: (inventory name, distro) pairs. Every check happens before anything starts."""
     if not specs:
@@ -330,7 +356,23 @@ def create_network(net: str, internal: bool) -> str:
     return info["subnets"][0]["gateway"]
 
 
-def start_host(host: Host, name: str, net: str, privileged: bool, airgap: bool):
+CAPABILITY_NAMES = {"NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE", "AUDIT_CONTROL",
+                    "AUDIT_WRITE", "SYS_RESOURCE", "IPC_LOCK"}
+
+
+def check_capabilities(caps: list[str]) -> list[str]:
+    """Capabilities a scenario asks for (e.g. NET_ADMIN, so nftables loads in the host's own
+    network namespace); names only from a known list, checked before anything starts."""
+    wanted = sorted({c.upper().removeprefix("CAP_") for c in caps or []})
+    unknown = [c for c in wanted if c not in CAPABILITY_NAMES]
+    if unknown:
+        raise LabError(f"unknown or unsupported capability {', '.join(unknown)}; "
+                       f"known: {', '.join(sorted(CAPABILITY_NAMES))}")
+    return wanted
+
+
+def start_host(host: Host, name: str, net: str, privileged: bool, airgap: bool,
+               caps: tuple[str, ...] = ()):
     """Port publishing does not cross an internal network: air-gapped hosts are reached on
     their own address from the bridge, the others through a 127.0.0.1 port."""
     cmd = PODMAN + ["run", "-d", "--name", host.container, "--hostname", host.name,
@@ -341,6 +383,7 @@ def start_host(host: Host, name: str, net: str, privileged: bool, airgap: bool):
         cmd += ["-p", f"127.0.0.1:{host.port}:22"]
     if privileged:
         cmd.append("--privileged")
+    cmd += [f"--cap-add={cap}" for cap in caps]
     run(cmd + [image_ref(host.distro), "/sbin/init"], timeout=120)
 
 
@@ -455,6 +498,7 @@ systemctl enable --now fleetlab-files.service >/dev/null 2>&1
 def cmd_up(args):
     name = args.name
     hosts = plan_hosts(name, host_specs(args), args.port_base)
+    caps = check_capabilities(getattr(args, "cap_add", None))
     distros = [h.distro for h in hosts]
     if existing(name):
         raise LabError(f"lab {name!r} already runs ({', '.join(existing(name))}); "
@@ -472,8 +516,11 @@ def cmd_up(args):
             gateway = create_network(internal, True)
             mirror_addr = start_mirror(name, public, internal)
             host_net = internal
-        for host in hosts:
-            start_host(host, name, host_net, args.privileged, bool(internal))
+        with port_lock():
+            if not internal:
+                assign_ports(hosts, args.port_base)
+            for host in hosts:
+                start_host(host, name, host_net, args.privileged, bool(internal), tuple(caps))
         for host in hosts:
             provision_admin(host, pubkey)
         for host in hosts:
@@ -563,6 +610,9 @@ def main(argv=None):
     up.add_argument("--privileged", action="store_true",
                     help="privileged hosts (nested containers); kernel settings written in "
                          "them reach this machine's kernel")
+    up.add_argument("--cap-add", action="append", metavar="CAP",
+                    help="add a capability to unprivileged hosts (repeatable), e.g. NET_ADMIN "
+                         "so nftables rules load in the host's own network namespace")
     for cmd in ("down", "status", "inventory"):
         p = sub.add_parser(cmd)
         p.add_argument("--name", default="lab")

@@ -16,6 +16,7 @@ import argparse
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -307,6 +308,22 @@ def run_stage(name, func, capture):
     return name, status, secs
 
 
+FAILURE_MARKERS = re.compile(r"fatal:|FAILED!|ERROR|Error:|error:|LabError|fleetlab:|"
+                             r"AssertionError|^E  |unreachable=[1-9]|failed=[1-9]|Traceback")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_lines(log: Path, limit: int = 12, width: int = 240) -> list[str]:
+    """The last lines of a stage log that say why it failed, for the end of the run (CI
+    shows the end of the output, where the full tails printed earlier may be cut)."""
+    if not log.exists():
+        return ["(no log)"]
+    lines = [ANSI.sub("", line).strip() for line in
+             log.read_text(encoding="utf-8", errors="replace").splitlines()]
+    picked = [line for line in lines if FAILURE_MARKERS.search(line)] or lines
+    return [line[:width] for line in picked[-limit:]]
+
+
 def run_lanes(chosen, parallel):
     """`first` stages alone, then the check lane and the lab lane side by side."""
     results = [run_stage(n, f, False) for n, f, k in chosen if k == "first"]
@@ -363,6 +380,10 @@ def main(argv=None):
         print(f"| {name} | {status} | {secs:.0f} |")
     print(f"| total | {'ok' if all(r[1] == 'ok' for r in results) else 'FAILED'} | {total:.0f} |")
     failed = [r[0] for r in results if r[1] != "ok"]
+    for name in failed:
+        print(f"\n{name}: why it failed (whole log in {LOG_DIR.relative_to(REPO)}/{name}.log)")
+        for line in failure_lines(LOG_DIR / f"{name}.log"):
+            print(f"  {line}")
     print(f"\nstages: {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
     return 1 if failed else 0
 

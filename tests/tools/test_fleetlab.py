@@ -3,6 +3,8 @@ import argparse
 import importlib.util
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,50 @@ def test_missing_podman_is_named(monkeypatch):
     monkeypatch.setattr(fleetlab, "Path", lambda *_a: type("P", (), {"exists": lambda self: False})())
     with pytest.raises(fleetlab.LabError, match=r"missing .*podman"):
         fleetlab.cmd_doctor(argparse.Namespace(install=False))
+
+
+def test_parallel_labs_never_get_the_same_ports():
+    """Two `up` runs at once (molecule scenarios side by side): each chooses and publishes its
+    ports under the lock, so the second sees the first's ports taken."""
+    published, errors = [], []
+
+    def start_lab(name):
+        hosts = fleetlab.plan_hosts(name, [("a", "debian12"), ("b", "debian13")], None)
+        try:
+            with fleetlab.port_lock():
+                fleetlab.assign_ports(hosts, None)
+                time.sleep(0.2)  # the window in which podman starts the containers
+                for host in hosts:  # what publishing the port does
+                    sock = socket.socket()
+                    sock.bind(("127.0.0.1", host.port))
+                    sock.listen(1)
+                    published.append(sock)
+        except (OSError, fleetlab.LabError) as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start_lab, args=(f"lab{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ports = [sock.getsockname()[1] for sock in published]
+    for sock in published:
+        sock.close()
+    assert not errors
+    assert len(ports) == 6 and len(set(ports)) == 6
+
+
+def test_an_explicit_port_taken_meanwhile_is_refused():
+    hosts = fleetlab.plan_hosts("lab", [("a", "debian12")], None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", hosts[0].port))
+        sock.listen(1)
+        with pytest.raises(fleetlab.LabError, match="already in use"):
+            fleetlab.assign_ports(hosts, hosts[0].port)
+
+
+def test_capabilities_are_checked_and_normalised():
+    assert fleetlab.check_capabilities(["net_admin", "CAP_NET_ADMIN"]) == ["NET_ADMIN"]
+    assert fleetlab.check_capabilities(None) == []
+    with pytest.raises(fleetlab.LabError, match="unsupported capability SYS_MODULE"):
+        fleetlab.check_capabilities(["SYS_MODULE"])
