@@ -12,7 +12,13 @@
 5. with --latency-ms, compares our fetch time over all regions with the slowest single region.
 
     .venv/bin/python bench/ec2_inventory.py [--instances 4000] [--regions 8] [--runs 5]
-                                            [--latency-ms 200]
+                                            [--latency-ms 200] [--latency-runs 5]
+                                            [--recording FILE] [--latency-only]
+
+--recording FILE keeps the recorded answers (seeding 4,000 instances in moto takes minutes):
+written when FILE does not exist, reused when it does. --latency-only skips the interleaved
+runs against amazon.aws.aws_ec2 (for repeating the latency figure). The load average of the
+machine is printed with every phase, since the machine is shared.
 
 Needs the `ansible` package (amazon.aws) and moto[server] in the running Python (the .venv).
 FLEET_BENCH_COLLECTIONS=DIR measures the collection found under DIR (default: this checkout).
@@ -20,6 +26,7 @@ FLEET_BENCH_COLLECTIONS=DIR measures the collection found under DIR (default: th
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import random
@@ -201,7 +208,7 @@ def counts(stdout_list):
 
 
 SCENARIOS = [("list", False, "--list"), ("graph", False, "--graph"), ("cache hit", True, "--graph")]
-FETCH = re.compile(r"fetched (\d+) scope\(s\) in ([0-9.]+) s")
+FETCH = re.compile(r"fetched (\d+) scope\(s\) in ([0-9.]+) s \(([0-9.]+) s CPU\)")
 
 
 def record(instances, regions, workdir):
@@ -221,6 +228,25 @@ def record(instances, regions, workdir):
     return recorder.answers, listings
 
 
+def load_recording(path):
+    data = json.loads(Path(path).read_text())
+    answers = {key: (status, base64.b64decode(payload), ctype)
+               for key, status, payload, ctype in data["answers"]}
+    return data["instances"], data["regions"], answers, data["listings"]
+
+
+def save_recording(path, instances, regions, answers, listings):
+    Path(path).write_text(json.dumps({
+        "instances": instances, "regions": regions, "listings": listings,
+        "answers": [[key, status, base64.b64encode(payload).decode(), ctype]
+                    for key, (status, payload, ctype) in answers.items()]}))
+
+
+def load_average():
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
 def timed_runs(paths, replay, runs):
     """{(scenario, plugin): {"wall": [...], "rss": [...], "calls": [...]}}, interleaved."""
     for name in ("fleet", "aws"):  # warm both caches
@@ -235,7 +261,7 @@ def timed_runs(paths, replay, runs):
                 entry["wall"].append(wall)
                 entry["rss"].append(rss)
                 entry["calls"].append(replay.calls)
-        print(f"  run {run + 1}/{runs} done", flush=True)
+        print(f"  run {run + 1}/{runs} done ({load_average()})", flush=True)
     return results
 
 
@@ -256,23 +282,50 @@ def report(args, regions, listings, results):
               f"{max(theirs['rss']) / 1024:.0f} | {max(ours['calls'])} | {max(theirs['calls'])} |")
 
 
-def latency_check(paths, replay, regions, workdir, latency_ms):
-    """Our fetch time (from -vvv) over all regions vs the slowest single region."""
+def fetch_seconds(path):
+    """(wall, CPU) seconds of our fetch, from the plugin's -vvv line."""
+    _, _, stdout, stderr = run_inventory(path, "-vvv")
+    match = FETCH.search(stdout + stderr)
+    return float(match.group(2)), float(match.group(3))
+
+
+def latency_check(paths, replay, regions, workdir, latency_ms, runs):
+    """Our fetch time (from -vvv) over all regions vs the slowest single region.
+
+    Every region alone and all regions together, interleaved, `runs` times each; the ratio is
+    the median of all regions over the highest per-region median. CPU seconds of the fetch
+    (the whole process, all threads) are reported too: on a shared machine they are the
+    steadier figure.
+    """
     replay.latency = latency_ms / 1000.0
     single = json.loads(paths[("fleet", False)].read_text())
-    per_region = {}
+    region_paths = {}
     for region in regions:
         path = workdir / f"single-{region}.fleet_ec2.yml"
         path.write_text(json.dumps(dict(single, regions=[region])))
-        _, _, stdout, stderr = run_inventory(path, "-vvv")
-        per_region[region] = float(FETCH.search(stdout + stderr).group(2))
+        region_paths[region] = path
+    per_region = {region: [] for region in regions}
     whole = []
-    for _ in range(3):
-        _, _, stdout, stderr = run_inventory(paths[("fleet", False)], "-vvv")
-        whole.append(float(FETCH.search(stdout + stderr).group(2)))
-    slowest, median = max(per_region.values()), statistics.median(whole)
-    print(f"\nwith {latency_ms} ms per request: slowest single region fetch {slowest:.2f} s, "
-          f"all {len(regions)} regions {median:.2f} s ({median / slowest:.2f}x)")
+    for run in range(runs):
+        for region in regions:
+            per_region[region].append(fetch_seconds(region_paths[region]))
+        whole.append(fetch_seconds(paths[("fleet", False)]))
+        slowest_now = max(values[-1][0] for values in per_region.values())
+        print(f"  latency run {run + 1}/{runs}: all regions {whole[-1][0]:.2f} s "
+              f"({whole[-1][1]:.2f} s CPU), slowest single {slowest_now:.2f} s "
+              f"({load_average()})", flush=True)
+    medians = {region: statistics.median(v[0] for v in values)
+               for region, values in per_region.items()}
+    cpu_single = statistics.median(v[1] for values in per_region.values() for v in values)
+    slowest = max(medians.values())
+    median = statistics.median(v[0] for v in whole)
+    cpu_whole = statistics.median(v[1] for v in whole)
+    print(f"\nwith {latency_ms} ms per request ({runs} runs): slowest single region fetch "
+          f"(median) {slowest:.2f} s, all {len(regions)} regions {median:.2f} s "
+          f"({median / slowest:.2f}x); all-region runs: "
+          + ", ".join(f"{value[0]:.2f}" for value in whole)
+          + f"\nfetch CPU (median): one region {cpu_single:.2f} s, all {len(regions)} regions "
+          f"{cpu_whole:.2f} s")
 
 
 def main(argv=None):
@@ -281,20 +334,33 @@ def main(argv=None):
     parser.add_argument("--regions", type=int, default=8)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--latency-runs", type=int, default=5)
+    parser.add_argument("--recording", help="reuse (or write) the recorded answers here")
+    parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args(argv)
-    regions = ALL_REGIONS[:args.regions]
+    print(f"start: {load_average()} on {os.cpu_count()} CPUs", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="fleet-ec2-bench-"))
-    answers, listings = record(args.instances, regions, workdir)
+    if args.recording and Path(args.recording).exists():
+        args.instances, regions, answers, listings = load_recording(args.recording)
+        print(f"reusing {args.recording}: {args.instances} instances over {len(regions)} regions")
+    else:
+        regions = ALL_REGIONS[:args.regions]
+        answers, listings = record(args.instances, regions, workdir)
+        if args.recording:
+            save_recording(args.recording, args.instances, regions, answers, listings)
     replay = Recorder(latency=0.0)
     replay.answers = answers
     paths = write_configs(workdir, replay.url, regions)
-    results = timed_runs(paths, replay, args.runs)
-    report(args, regions, listings, results)
-    if replay.misses:
-        print(f"WARNING: {len(replay.misses)} requests were not recorded, e.g. {replay.misses[0]}")
+    if not args.latency_only:
+        results = timed_runs(paths, replay, args.runs)
+        report(args, regions, listings, results)
+        if replay.misses:
+            print(f"WARNING: {len(replay.misses)} requests were not recorded, e.g. "
+                  f"{replay.misses[0]}")
     if args.latency_ms:
-        latency_check(paths, replay, regions, workdir, args.latency_ms)
+        latency_check(paths, replay, regions, workdir, args.latency_ms, args.latency_runs)
     replay.stop()
+    print(f"end: {load_average()}")
     return 0
 
 

@@ -17,6 +17,9 @@ description:
     AWS API call and evaluates no template. A cached entry is used only for the same
     configuration; partial results (some scope failed) are never cached.
   - Cloud data (tags, names) is untrusted input and is never templated.
+  - DescribeInstances answers are read by a C XML parser that copies only the documented host
+    variable fields (botocore's own parser spent about ten times the CPU, which serialised the
+    regions fetched in parallel); botocore still signs, sends and retries every request.
 requirements:
   - boto3 >= 1.28.0
   - botocore >= 1.31.0

@@ -414,10 +414,11 @@ class FleetInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         if isinstance(scopes, tuple):
             scopes, scope_failures = scopes
             failures.extend(scope_failures)
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         outcomes = self._run_pool(self._fetch, scopes)
-        display.vvv("%s: fetched %d scope(s) in %.3f s" % (self.NAME, len(outcomes),
-                                                           time.monotonic() - started))
+        display.vvv("%s: fetched %d scope(s) in %.3f s (%.3f s CPU)" % (
+            self.NAME, len(outcomes), time.monotonic() - started,
+            time.process_time() - cpu_started))
         records = []
         fatal = []
         for scope, raws, error in outcomes:

@@ -112,6 +112,10 @@ class FaultInjectingProxy:
         self.throttle = {}  # region -> how many DescribeInstances calls still get throttled
         self.known_keys = None  # None = accept any access key, like moto
         self.ssm_managed = {}  # region -> [instance ids] answered for DescribeInstanceInformation
+        self.tokens = []  # X-Amz-Security-Token of every request that had one
+        self.delay = 0.0  # seconds added to every DescribeInstances answer (a slow region)
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most DescribeInstances requests open at the same time
         self.lock = threading.Lock()
         self.server, self.url = serve(self.handle)
 
@@ -123,6 +127,9 @@ class FaultInjectingProxy:
             self.throttle.clear()
             self.known_keys = None
             self.ssm_managed.clear()
+            self.tokens.clear()
+            self.delay = 0.0
+            self.most_in_flight = 0
 
     def count(self, action=None, region=None):
         with self.lock:
@@ -144,11 +151,27 @@ class FaultInjectingProxy:
         action = target.rpartition(".")[2] if target else (form.get("Action") or [""])[0]
         with self.lock:
             self.requests.append((key, region, service, action))
+            if handler.headers.get("X-Amz-Security-Token"):
+                self.tokens.append(handler.headers["X-Amz-Security-Token"])
             fault = self._fault(key, region, service, action, form)
         if fault is not None:
             status, payload, content_type = fault
             reply(handler, status, payload, {"Content-Type": content_type})
             return
+        if action == "DescribeInstances":
+            with self.lock:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                time.sleep(self.delay)
+                self._forward(handler, body)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+            return
+        self._forward(handler, body)
+
+    def _forward(self, handler, body):
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
         headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
         headers["Host"] = f"127.0.0.1:{self.upstream_port}"

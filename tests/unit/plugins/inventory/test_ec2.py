@@ -216,10 +216,73 @@ def test_denied_role_throttled_and_disabled_region_one_warning(fleet, inventory_
     assert not list((tmp_path / "cache").glob("*"))  # a partial answer is never cached
 
 
-def test_strict_errors_fails_on_a_denied_role(inventory_file, proxy):
+def test_strict_errors_fails_on_a_denied_role(inventory_file, proxy, tmp_path):
     proxy.denied_roles.add(ROLE_DENIED)
-    with pytest.raises(AnsibleError, match=r"strict_errors.*AccessDenied"):
-        parse(inventory_file(assume_roles=[ROLE_A, ROLE_DENIED], strict_errors=True))
+    cache_dir = tmp_path / "cache"
+    with pytest.raises(AnsibleError, match=rf"strict_errors.*{ROLE_DENIED}: AccessDenied"):
+        parse(inventory_file(assume_roles=[ROLE_A, ROLE_DENIED, ROLE_B], strict_errors=True,
+                             cache=True, cache_plugin="ansible.builtin.jsonfile",
+                             cache_connection=str(cache_dir)))
+    assert not cache_dir.exists() or not list(cache_dir.glob("*"))
+
+
+def test_region_still_throttled_after_the_retries_is_skipped(fleet, inventory_file, proxy,
+                                                             warnings):
+    proxy.throttle["eu-west-1"] = 100
+    inventory = parse(inventory_file(assume_roles=[ROLE_A, ROLE_B], retry_max_attempts=2))
+    assert proxy.count("DescribeInstances", "eu-west-1") == 4  # 2 attempts x 2 accounts
+    assert set(by_instance(inventory)) == fleet.ids(regions=["us-east-1"],
+                                                    accounts=[ACCOUNT_A, ACCOUNT_B])
+    skipped = [w for w in warnings if "skipped" in w]
+    assert len(skipped) == 1 and "RequestLimitExceeded" in skipped[0]
+    assert f"{ACCOUNT_A}/eu-west-1" in skipped[0] and f"{ACCOUNT_B}/eu-west-1" in skipped[0]
+    proxy.throttle["eu-west-1"] = 100
+    with pytest.raises(AnsibleError,
+                       match=rf"strict_errors.*{ACCOUNT_A}/eu-west-1.*RequestLimitExceeded"):
+        parse(inventory_file(assume_roles=[ROLE_A], retry_max_attempts=2, strict_errors=True))
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_regions_are_queried_in_parallel_up_to_max_workers(fleet, inventory_file, proxy, workers):
+    proxy.delay = 1.5  # every DescribeInstances answer takes 1.5 s
+    regions = ["us-east-1", "eu-west-1", "eu-west-3", "ap-south-1"]
+    inventory = parse(inventory_file(regions=regions, max_workers=workers))
+    assert set(by_instance(inventory)) == fleet.ids(regions=regions, accounts=[ACCOUNT_A])
+    assert proxy.most_in_flight == workers
+
+
+# ------------------------------------------------------------------ credentials
+def test_credentials_from_a_profile(fleet, inventory_file, proxy, tmp_path, monkeypatch):
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[fleet]\naws_access_key_id = AKIDPROFILE\n"
+                           "aws_secret_access_key = secret\naws_session_token = TOKENPROFILE\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    proxy.known_keys = {"AKIDPROFILE"}  # any other key gets AuthFailure
+    inventory = parse(inventory_file(aws_access_key=None, aws_secret_key=None,
+                                     aws_profile="fleet", regions=["eu-west-3"]))
+    assert "paris-1" in inventory.hosts
+    assert proxy.tokens and set(proxy.tokens) == {"TOKENPROFILE"}
+
+
+def test_credentials_from_the_environment(fleet, inventory_file, proxy, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "TOKENENV")
+    proxy.known_keys = {"AKIDENV"}
+    inventory = parse(inventory_file(aws_access_key=None, aws_secret_key=None,
+                                     regions=["eu-west-3"]))
+    assert "paris-1" in inventory.hosts and set(proxy.tokens) == {"TOKENENV"}
+
+
+def test_explicit_keys_and_session_token(fleet, inventory_file, proxy):
+    proxy.known_keys = {"AKIDTEST"}
+    inventory = parse(inventory_file(session_token="TOKENOPTION", regions=["eu-west-3"]))
+    assert "paris-1" in inventory.hosts and set(proxy.tokens) == {"TOKENOPTION"}
+
+
+def test_profile_and_keys_are_mutually_exclusive(inventory_file):
+    with pytest.raises(AnsibleError, match="mutually exclusive"):
+        parse(inventory_file(aws_profile="fleet"))
 
 
 # ------------------------------------------------------------------ cache

@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetforge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A fast reader of EC2 DescribeInstances answers (standard library only).
+
+botocore turns every element of an answer into Python objects by walking the service model
+in pure Python: about 0.4 s per 500 instances here, with the GIL held, so parallel regions
+queue behind each other. The inventory reads a few dozen fields per instance. This module
+lets expat (C) build the element tree and copies only those fields, in the shape botocore
+would give them (same key names and types; ``LaunchTime`` as the ISO 8601 text that
+``datetime.isoformat()`` of botocore's value gives): about ten times less work per page.
+
+Only the fields listed here exist in the result; the inventory documents the same subset.
+"""
+
+from __future__ import annotations
+
+import datetime
+import xml.etree.ElementTree as ET
+
+# XML element name -> botocore key, for the plain string fields of an Instance
+INSTANCE_STRINGS = {
+    "instanceId": "InstanceId",
+    "instanceType": "InstanceType",
+    "imageId": "ImageId",
+    "architecture": "Architecture",
+    "platform": "Platform",
+    "vpcId": "VpcId",
+    "subnetId": "SubnetId",
+    "privateIpAddress": "PrivateIpAddress",
+    "ipAddress": "PublicIpAddress",
+    "privateDnsName": "PrivateDnsName",
+    "dnsName": "PublicDnsName",
+    "keyName": "KeyName",
+}
+PLACEMENT_STRINGS = {"availabilityZone": "AvailabilityZone", "tenancy": "Tenancy"}
+# The largest parts of an instance that the inventory never reads: cut out of the bytes before
+# expat sees them (about half of a page). Neither nests in itself nor carries attributes.
+UNREAD_ELEMENTS = (b"networkInterfaceSet", b"blockDeviceMapping")
+
+
+class NotDescribeInstances(ValueError):
+    """The body is not a DescribeInstances answer this reader understands."""
+
+
+def iso_timestamp(text):
+    """'2026-11-28T13:16:21.000Z' -> '2026-11-28T13:16:21+00:00', as botocore's datetime prints."""
+    if not text:
+        return None
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return text  # an unexpected format: keep AWS's text rather than guess
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc).isoformat()
+
+
+def drop_unread(body, names=UNREAD_ELEMENTS):
+    """The body without the ``<name>...</name>`` elements of ``names`` (C-speed byte search).
+
+    Sound for XML without CDATA sections or comments (a literal ``<`` can appear nowhere else);
+    a body that has either, or an unclosed element, is returned unchanged.
+    """
+    if b"<![CDATA[" in body or b"<!--" in body:
+        return body
+    for name in names:
+        opening, closing = b"<" + name + b">", b"</" + name + b">"
+        parts, start = [], 0
+        found = body.find(opening)
+        while found >= 0:
+            end = body.find(closing, found)
+            if end < 0:
+                return body
+            parts.append(body[start:found])
+            start = end + len(closing)
+            found = body.find(opening, start)
+        if parts:
+            parts.append(body[start:])
+            body = b"".join(parts)
+    return body
+
+
+def _fields(element, names, strip):
+    return {names[child.tag[strip:]]: child.text for child in element
+            if child.tag[strip:] in names and child.text is not None}
+
+
+def _instance(element, strip, timestamps):
+    instance = {}
+    for child in element:
+        tag = child.tag[strip:]
+        key = INSTANCE_STRINGS.get(tag)
+        if key is not None:
+            if child.text is not None:
+                instance[key] = child.text
+        elif tag == "tagSet":
+            tags = []
+            for item in child:
+                tag_fields = _fields(item, {"key": "Key", "value": "Value"}, strip)
+                if "Key" in tag_fields:
+                    tags.append({"Key": tag_fields["Key"], "Value": tag_fields.get("Value", "")})
+            instance["Tags"] = tags
+        elif tag == "instanceState":
+            state = _fields(child, {"code": "Code", "name": "Name"}, strip)
+            if "Code" in state:
+                try:
+                    state["Code"] = int(state["Code"])
+                except ValueError:
+                    del state["Code"]
+            instance["State"] = state
+        elif tag == "placement":
+            instance["Placement"] = _fields(child, PLACEMENT_STRINGS, strip)
+        elif tag == "groupSet":
+            instance["SecurityGroups"] = [
+                _fields(item, {"groupId": "GroupId", "groupName": "GroupName"}, strip)
+                for item in child]
+        elif tag == "iamInstanceProfile":
+            instance["IamInstanceProfile"] = _fields(child, {"arn": "Arn", "id": "Id"}, strip)
+        elif tag == "launchTime" and child.text:
+            try:
+                instance["LaunchTime"] = timestamps[child.text]
+            except KeyError:  # instances launched together share one text
+                instance["LaunchTime"] = timestamps[child.text] = iso_timestamp(child.text)
+    return instance
+
+
+def parse_describe_instances(body):
+    """{'Reservations': [{'OwnerId', 'Instances': [...]}], 'NextToken'?} from the raw XML.
+
+    Raises NotDescribeInstances when the body is something else (an error document, another
+    protocol); the caller then lets botocore parse it.
+    """
+    try:
+        root = ET.fromstring(drop_unread(body))
+    except ET.ParseError as exc:
+        raise NotDescribeInstances("not XML: %s" % exc) from None
+    namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    if root.tag[len(namespace):] != "DescribeInstancesResponse":
+        raise NotDescribeInstances("root element is %s" % root.tag)
+    strip = len(namespace)
+    timestamps = {}
+    result = {"Reservations": []}
+    for child in root:
+        tag = child.tag[strip:]
+        if tag == "reservationSet":
+            for item in child:
+                reservation = {"Instances": []}
+                for part in item:
+                    part_tag = part.tag[strip:]
+                    if part_tag == "ownerId" and part.text is not None:
+                        reservation["OwnerId"] = part.text
+                    elif part_tag == "instancesSet":
+                        reservation["Instances"] = [_instance(instance, strip, timestamps)
+                                                    for instance in part]
+                result["Reservations"].append(reservation)
+            child.clear()  # the reservations are copied: let the elements go
+        elif tag == "nextToken" and child.text:
+            result["NextToken"] = child.text
+    return result
