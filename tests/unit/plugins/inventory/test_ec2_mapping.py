@@ -1,6 +1,8 @@
 """Pure functions of fleetforge.fleet.ec2: hostname preferences and connection variables."""
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from ansible.errors import AnsibleError
 from ansible_collections.fleetforge.fleet.plugins.inventory.ec2 import (
@@ -76,3 +78,22 @@ def test_hostvars_leave_out_absent_fields_and_keep_account_and_region():
     assert hostvars["availability_zone"] == "eu-west-1a"
     assert hostvars["platform"] == "linux"
     assert hostvars["tags"] == {"Name": "web-1", "Env": "prod", "Blank": "  "}
+
+
+def test_hostvars_of_security_groups_profile_and_launch_time():
+    launched = datetime.datetime(2026, 11, 28, 13, 16, 21, tzinfo=datetime.timezone.utc)
+    instance = dict(INSTANCE, LaunchTime=launched, Platform="windows",
+                    SecurityGroups=[{"GroupId": "sg-1", "GroupName": "web"},
+                                    {"GroupId": "sg-2", "GroupName": "ssh"}],
+                    IamInstanceProfile={"Arn": "arn:aws:iam::1:instance-profile/p", "Id": "AIP1"})
+    hostvars = instance_hostvars(instance, "111111111111", "eu-west-1")
+    assert hostvars["security_groups"] == [{"group_id": "sg-1", "group_name": "web"},
+                                           {"group_id": "sg-2", "group_name": "ssh"}]
+    assert hostvars["security_group_ids"] == ["sg-1", "sg-2"]
+    assert hostvars["iam_instance_profile"] == {"arn": "arn:aws:iam::1:instance-profile/p",
+                                                "id": "AIP1"}
+    assert hostvars["launch_time"] == "2026-11-28T13:16:21+00:00"  # botocore's datetime
+    assert hostvars["platform"] == "windows"
+    assert hostvars["state"] == {"code": 16, "name": "running"}
+    text = dict(instance, LaunchTime="2026-11-28T13:16:21+00:00")  # the fast reader's text
+    assert instance_hostvars(text, "1", "eu-west-1")["launch_time"] == hostvars["launch_time"]
