@@ -127,8 +127,8 @@ def test_hosts_for_a_mirror_with_credentials_and_ca():
     assert first["capabilities"] == ["pull", "resolve"]
     assert first["ca"] == f"{CERTS}/docker.io/mirror.internal_5000.crt"
     assert first["header"] == {"Authorization": ["Basic " + base64.b64encode(b'u:p"w').decode()]}
-    assert hosts["host"]["http://10.0.0.5:5000"] == {"capabilities": ["pull"], "skip_verify": True,
-                                                      "override_path": True}
+    second = hosts["host"]["http://10.0.0.5:5000"]
+    assert second == {"capabilities": ["pull"], "skip_verify": True, "override_path": True}
 
 
 def test_hosts_for_a_private_registry_without_mirrors():
