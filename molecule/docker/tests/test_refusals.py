@@ -1,0 +1,100 @@
+"""Bad input fails before any change naming the variable; a daemon.json dockerd refuses never reaches
+a restart; check mode on the converged host reports nothing to do.
+
+Each playbook run covers both hosts at once (session fixtures); the tests read their host's part."""
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
+PASSWORD = "lab-only-Secr3t"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+BAD_INPUT = {
+    "preflight": ('{"docker_registry_mirrors": ["mirror.internal:5000"]}',
+                  "docker_registry_mirrors must hold http(s) URLs, got mirror.internal:5000"),
+    "argument_spec": ('{"docker_cgroup_driver": "cgroupv3"}',
+                      "docker_cgroup_driver must be one of: systemd, cgroupfs"),
+}
+
+
+def plain(result):
+    """The run's output without colours (molecule forces them), whitespace folded."""
+    return " ".join(ANSI.sub("", result.stdout + result.stderr).split())
+
+
+def recap(result, host):
+    """(ok, changed, failed) of the host's PLAY RECAP line."""
+    name = host.backend.get_hostname()
+    text = plain(result)
+    match = re.search(re.escape(name) + r" : ok=(\d+) changed=(\d+) unreachable=\d+ failed=(\d+)", text)
+    assert match, text[-2000:]
+    return tuple(int(n) for n in match.groups())
+
+
+def daemon_config(host):
+    return json.loads(host.file("/etc/docker/daemon.json").content_string)
+
+
+def docker_started_at(host):
+    with host.sudo():
+        return int(host.check_output(
+            "date -d \"$(systemctl show -p ActiveEnterTimestamp --value docker)\" +%s"))
+
+
+@pytest.fixture(scope="session")
+def broken_run(run_playbook):
+    started = time.time()
+    result = run_playbook(CONVERGE, extra_vars=['{"docker_daemon_extra": {"no-such-option": true}}'])
+    return started, result
+
+
+@pytest.fixture(scope="session")
+def check_run(run_playbook):
+    return run_playbook(CONVERGE, check=True)
+
+
+@pytest.fixture(scope="session")
+def bad_runs(run_playbook):
+    return {case: run_playbook(CONVERGE, extra_vars=[value]) for case, (value, _msg) in BAD_INPUT.items()}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_fails_before_any_change(host, bad_runs, case):
+    result = bad_runs[case]
+    assert result.returncode != 0
+    assert BAD_INPUT[case][1] in plain(result)
+    assert recap(result, host)[1:] == (0, 1)
+    assert daemon_config(host)["log-opts"]["max-file"] == "4"
+
+
+def test_refused_config_fails_naming_the_cause(host, broken_run):
+    _started, result = broken_run
+    assert result.returncode != 0
+    assert recap(result, host)[2] == 1
+    text = plain(result)
+    assert "refused the new configuration" in text
+    assert "the following directives don't match any configuration option: no-such-option" in text
+
+
+def test_refused_config_leaves_the_old_one_running(host, broken_run):
+    started, _result = broken_run
+    config = daemon_config(host)
+    assert "no-such-option" not in config
+    assert config["log-opts"] == {"max-file": "4", "max-size": "20m"}
+    assert host.service("docker").is_running
+    assert docker_started_at(host) < started
+    with host.sudo():
+        assert host.check_output("docker info --format '{{.DockerRootDir}}'") == "/var/lib/docker-fleet"
+
+
+def test_check_mode_on_the_converged_host_changes_nothing(host, check_run):
+    assert check_run.returncode == 0, check_run.text[-2000:]
+    assert recap(check_run, host)[1] == 0
+
+
+def test_registry_password_never_reaches_the_output(broken_run, check_run):
+    for result in (broken_run[1], check_run):
+        assert PASSWORD not in result.stdout + result.stderr
