@@ -16,6 +16,8 @@ WOULD_CHANGE = '{"linux_hardening_banner": "bad input run"}'
     ('{"linux_hardening_workload_profile": "gaming_rig"}', "linux_hardening_workload_profile"),
     ('{"linux_hardening_sysctl_overrides": "net.ipv4.ip_forward=1"}', "linux_hardening_sysctl_overrides"),
     ('{"linux_hardening_firewall_enabled": "sometimes"}', "linux_hardening_firewall_enabled"),
+    ('{"linux_hardening_fail2ban_ignore_networks": ["the office"]}',
+     "linux_hardening_fail2ban_ignore_networks"),
 ])
 def test_bad_input_fails_before_any_change(host, run_playbook, extra, message):
     before = host.file("/etc/issue").sha256sum

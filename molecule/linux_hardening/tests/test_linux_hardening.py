@@ -1,9 +1,17 @@
 """Outcomes on unprivileged lab hosts after converge (SSH as fleetadmin through the firewall's
 allow-list). Kernel-level controls are proven in molecule/hardening_vm; here the tests check that
 the container case writes nothing that belongs to the host's kernel and says so."""
+import json
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
+import testinfra
+import yaml
+
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 
 SYSCTL = "/etc/sysctl.d/99-zz-fleetforge.conf"
 
@@ -99,17 +107,153 @@ def test_journal_core_dumps_and_updates(host):
         host.file("/etc/apt/apt.conf.d/52fleetforge-unattended-upgrades").content_string
 
 
-def test_firewall_ruleset_loads_and_denies_inbound_by_default(host, lab_vars):
-    """The lab's containers have no CAP_NET_ADMIN, so the ruleset cannot be loaded in their own
-    network namespace (the role reports that); it is loaded here into a scratch user+network
-    namespace, a stand-in for the host's, and listed back from the kernel."""
+def _peer(host):
+    """The other lab host of the scenario: same network, outside the SSH allow-list."""
+    name = host.backend.get_hostname()
+    other = next(n for n in ("debian12", "debian13") if n != name)
+    return testinfra.get_host(f"ansible://{other}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
+
+
+def _address(host):
+    return host.check_output("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1")
+
+
+def _connects(client, address, port):
+    """TCP connect from client to address:port within 3 s: 'open', 'refused' or 'timeout' (dropped)."""
+    probe = ("import socket,sys\n"
+             "s=socket.socket(); s.settimeout(3)\n"
+             "try:\n s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
+             "except socket.timeout: print('timeout')\n"
+             "except ConnectionRefusedError: print('refused')\n")
+    return client.check_output("python3 -c %s %s %s", probe, address, str(port))
+
+
+def test_firewall_is_loaded_in_the_hosts_own_network_namespace(host, lab_vars):
+    """CAP_NET_ADMIN: the role's table is the host's live ruleset, and the probe says so."""
     with host.sudo():
-        assert host.run("nft list ruleset").rc != 0
-        loaded = host.run("unshare -rn sh -c 'nft -f /etc/nftables.conf && nft list table inet fleetforge'")
-    assert loaded.rc == 0, loaded.stderr
-    subnet = re.sub(r"\.\d+$", ".0/24", lab_vars["fleetlab_ssh_source"])
-    assert "type filter hook input priority filter; policy drop;" in loaded.stdout
-    assert f"elements = {{ {subnet} }}" in loaded.stdout
-    assert "tcp dport 22 ip saddr @ssh_allowed_v4 accept" in loaded.stdout
-    assert host.file("/etc/nftables.d").is_directory
-    assert host.service("nftables").is_enabled
+        table = host.run("nft list table inet fleetforge")
+    assert table.rc == 0, table.stderr
+    assert "type filter hook input priority filter; policy drop;" in table.stdout
+    assert f"elements = {{ {lab_vars['fleetlab_ssh_source']} }}" in table.stdout
+    assert "tcp dport 22 ip saddr @ssh_allowed_v4 accept" in table.stdout
+    assert host.service("nftables").is_enabled and host.service("nftables").is_running
+    probe = (REPO / "roles" / "linux_hardening" / "files" / "probe.py").read_text()
+    with host.sudo():
+        facts = json.loads(host.check_output("python3 -c %s fleetadmin", probe))
+    assert facts["nft_usable"] is True, facts["nft_error"]
+
+
+def test_ssh_from_the_allow_list_and_nothing_else(host):
+    """SSH works through the gateway (this very connection); from the peer host on the same
+    network, neither SSH nor a listening port outside the allow-list answers (dropped)."""
+    assert host.run("true").rc == 0
+    address, peer = _address(host), _peer(host)
+    with host.sudo():
+        host.check_output("systemd-run --unit=fleetforge-test-listener --collect "
+                          "python3 -m http.server 8081 --bind 0.0.0.0")
+    try:
+        assert host.run("sleep 1; ss -ltn 'sport = :8081' | grep -q 8081").rc == 0
+        # the listener answers from the host itself (loopback is accepted) ...
+        assert _connects(host, "127.0.0.1", 8081) == "open"
+        # ... but not from another address: inbound policy drop
+        assert _connects(peer, address, 8081) == "timeout"
+        assert _connects(peer, address, 22) == "timeout"
+    finally:
+        with host.sudo():
+            host.run("systemctl stop fleetforge-test-listener")
+
+
+def test_firewall_reload_is_idempotent_and_keeps_ssh(host):
+    """Reloading (what the role's handler and every boot do) replaces the table, never stacks it."""
+    with host.sudo():
+        before = host.check_output("nft list table inet fleetforge")
+        for _ in range(2):
+            assert host.run("systemctl reload nftables").rc == 0
+        after = host.check_output("nft list table inet fleetforge")
+        assert host.check_output("nft list tables").count("inet fleetforge") == 1
+    assert after == before
+    assert host.run("true").rc == 0
+
+
+def test_fail2ban_guards_ssh_but_never_bans_the_allow_list(host, lab_vars):
+    gateway = lab_vars["fleetlab_ssh_source"]
+    with host.sudo():
+        status = host.check_output("fail2ban-client status sshd")
+        assert re.search(r"Currently banned:\s+0\b", status), status
+        assert gateway in host.check_output("fail2ban-client get sshd ignoreip")
+        # a ban lands in nftables (the table fail2ban owns), so bans really filter here
+        host.check_output("fail2ban-client set sshd banip 192.0.2.7")
+        try:
+            assert "192.0.2.7" in host.check_output("nft list ruleset")
+        finally:
+            host.run("fail2ban-client set sshd unbanip 192.0.2.7")
+    # repeated failed logins from the operator's network (more than maxretry): fail2ban sees them
+    # and ignores them, nothing is banned, SSH keeps working
+    for _ in range(8):
+        subprocess.run(["ssh", "-p", str(_ssh_port(host)), "-o", "BatchMode=yes",
+                        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                        "-o", "PubkeyAuthentication=no", "-o", "ConnectTimeout=5",
+                        "nosuchuser@127.0.0.1", "true"],
+                       capture_output=True, check=False, timeout=30)
+    with host.sudo():
+        seen = host.run(f"for i in $(seq 20); do grep -q 'Ignore {gateway} by ip' /var/log/fail2ban.log "
+                        "&& exit 0; sleep 1; done; exit 1")
+        status = host.check_output("fail2ban-client status sshd")
+    assert seen.rc == 0, "fail2ban did not see the failed logins from the allow-list"
+    assert gateway not in status, status
+    assert host.run("true").rc == 0
+
+
+def _ssh_port(host):
+    inventory = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
+    for group in inventory.values():
+        hosts = (group or {}).get("hosts") or {}
+        if host.backend.get_hostname() in hosts:
+            return hosts[host.backend.get_hostname()]["ansible_port"]
+    raise AssertionError("no ansible_port for " + host.backend.get_hostname())
+
+
+def test_rkhunter_has_its_baseline_and_runs_daily(host):
+    """Debian's package builds the file property baseline itself; were it missing, the role's
+    background unit (fleetforge-baseline) would build it: either way it is there."""
+    if host.backend.get_hostname() != "debian12":
+        pytest.skip("rkhunter is proven on debian12 only (molecule.yml host_vars)")
+    with host.sudo():
+        built = host.run("for i in $(seq 90); do test -s /var/lib/rkhunter/db/rkhunter.dat && exit 0; "
+                         "sleep 2; done; exit 1")
+        assert built.rc == 0, host.run("journalctl -u fleetforge-baseline --no-pager | tail -20").stdout
+    assert 'CRON_DAILY_RUN="true"' in host.file("/etc/default/rkhunter").content_string
+    assert 'APT_AUTOGEN="true"' in host.file("/etc/default/rkhunter").content_string
+
+
+def test_usbguard_policy_installed_daemon_off_in_a_container(host):
+    assert host.package("usbguard").is_installed
+    assert host.file("/etc/usbguard/rules.conf").exists
+    # no USB bus in a container: the role disables the daemon instead of leaving it failing
+    assert not host.service("usbguard").is_enabled
+    assert host.run("systemctl is-active usbguard").stdout.strip() == "inactive"
+
+
+def test_compilers_are_restricted_and_home_dirs_are_private(host):
+    """Every compiler the role's probe finds is closed to others; none may stay open."""
+    probe = (REPO / "roles" / "linux_hardening" / "files" / "probe.py").read_text()
+    with host.sudo():
+        found = [c["path"] for c in json.loads(host.check_output("python3 -c %s", probe))["compilers"]]
+        listed = host.check_output("ls -L /usr/bin/as /usr/bin/cc /usr/bin/gcc 2>/dev/null; true").split()
+    assert len(found) >= len(listed)
+    for path in found:
+        assert host.file(path).mode & 0o007 == 0 and host.file(path).user == "root", path
+    assert host.file("/home/fleetadmin").mode & 0o027 == 0
+
+
+def test_needrestart_lists_and_core_size_is_zero_in_login_shells(host):
+    assert "$nrconf{restart} = 'l';" in host.file("/etc/needrestart/conf.d/60-fleetforge.conf").content_string
+    assert host.run("bash -lc 'ulimit -c'").stdout.strip() == "0"
+
+
+def test_no_security_update_or_residual_configuration_left(host):
+    with host.sudo():
+        pending = host.check_output("apt-get --simulate upgrade | grep '^Inst' | grep -c -- -security; true")
+        residual = host.check_output("dpkg -l | grep -c '^rc'; true")
+    assert pending.strip() == "0"
+    assert residual.strip() == "0"

@@ -1,7 +1,8 @@
 """Read-only probe of what linux_hardening needs to know and report (prints one JSON object).
 
 Run by the role through ansible.builtin.script with the host's Python; it changes nothing.
-Arguments: user names whose password ageing and sudo rules are reported.
+Arguments: user names whose password ageing and sudo rules are reported, then `--units` and the
+systemd units whose state is reported.
 """
 import json
 import os
@@ -14,6 +15,13 @@ MOUNT_POINTS = ("/tmp", "/dev/shm", "/var/tmp")
 SUDOERS = ["/etc/sudoers"]
 SKIP_TREES = ("/proc", "/sys", "/dev", "/run")
 CMDLINE_KEYS = ("audit", "audit_backlog_limit", "apparmor", "security", "lsm")
+# Compilers and assemblers Lynis (HRDN-7222) and hardening guides restrict to root.
+COMPILERS = ("as", "cc", "c++", "gcc", "g++", "clang", "clang++", "tcc", "rustc", "go")
+BIN_DIRS = ("/usr/bin", "/usr/local/bin")
+# File integrity and rootkit baselines (their absence starts the first initialisation).
+BASELINES = {"aide": ("/var/lib/aide/aide.db", "/var/lib/aide/aide.db.gz"),
+             "rkhunter": ("/var/lib/rkhunter/db/rkhunter.dat",)}
+BASELINE_UNIT = "fleetforge-baseline"
 
 
 def run(argv):
@@ -121,7 +129,69 @@ def audit_rules():
     return {"loaded": [r for r in out.splitlines() if r.strip() and r.strip() != "No rules"], "error": ""}
 
 
+def units(names):
+    """systemd unit -> {enabled, active} (is-enabled/is-active words; 'missing' without the unit)."""
+    found = {}
+    for name in names:
+        rc, out, _err = run(["systemctl", "is-enabled", name])
+        enabled = out.strip() or ("missing" if rc else "")
+        rc, out, _err = run(["systemctl", "is-active", name])
+        found[name] = {"enabled": enabled, "active": out.strip()}
+    return found
+
+
+def compilers():
+    """Real files (symbolic links resolved) of the compilers found in the binary directories."""
+    real = set()
+    for directory in BIN_DIRS:
+        for name in COMPILERS:
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                real.add(os.path.realpath(path))
+    return sorted(real)
+
+
+def home_dirs():
+    """Home directories of interactive users (UID >= 1000, a login shell) that exist."""
+    homes = set()
+    for line in read("/etc/passwd").splitlines():
+        fields = line.split(":")
+        if len(fields) < 7 or not fields[2].isdigit() or int(fields[2]) < 1000 or int(fields[2]) == 65534:
+            continue
+        if fields[6].endswith(("nologin", "false")) or fields[5] in ("", "/") or not os.path.isdir(fields[5]):
+            continue
+        homes.add(fields[5])
+    return sorted(homes)
+
+
+def packages():
+    """Removed packages whose configuration stays (dpkg state rc), and pending security updates."""
+    if not os.path.exists("/usr/bin/dpkg-query"):
+        return {"residual_config": [], "security_updates": []}
+    _rc, out, _err = run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package}\n"])
+    residual = sorted(line.split()[1] for line in out.splitlines()
+                      if line.startswith("rc ") and len(line.split()) > 1)
+    # what `apt-get upgrade` would take from a security suite (the same test as Lynis PKGS-7392)
+    _rc, out, _err = run(["apt-get", "--simulate", "-o", "Debug::NoLocking=1", "upgrade"])
+    updates = sorted({line.split()[1] for line in out.splitlines()
+                      if line.startswith("Inst ") and "-security" in line})
+    return {"residual_config": residual, "security_updates": updates}
+
+
+def aide_checksums():
+    """The value of AIDE's `Checksums =` group in its main configuration (None without AIDE)."""
+    for path in ("/etc/aide/aide.conf", "/etc/aide.conf"):
+        for line in read(path).splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() == "Checksums":
+                return value.strip()
+    return None
+
+
 def main():
+    args = sys.argv[1:]
+    exempt, unit_names = (args[:args.index("--units")], args[args.index("--units") + 1:]) \
+        if "--units" in args else (args, [])
     rc, _out, err = run(["nft", "list", "tables"])
     apparmor = read("/sys/module/apparmor/parameters/enabled").strip()
     cmdline = read("/proc/cmdline").split()
@@ -141,7 +211,15 @@ def main():
         "pam": {name: read("/etc/pam.d/" + name) for name in ("common-auth", "common-account",
                                                               "common-password", "system-auth")},
         "authselect": run(["authselect", "current", "--raw"])[1].split(),
-        "exempt": sys.argv[1:],
+        "exempt": exempt,
+        "units": units(unit_names),
+        "aide_checksums": aide_checksums(),
+        "baselines": {name: any(os.path.exists(p) for p in paths) for name, paths in BASELINES.items()},
+        "baseline_running": units([BASELINE_UNIT + ".service"])[BASELINE_UNIT + ".service"]["active"]
+        in ("active", "activating"),
+        "compilers": [{"path": path} for path in compilers()],
+        "home_dirs": [{"path": path} for path in home_dirs()],
+        "packages": packages(),
     }
     print(json.dumps(facts))
 
