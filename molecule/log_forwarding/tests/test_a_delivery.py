@@ -1,6 +1,5 @@
 """Lines written on the clients arrive in the collector's per-host files over RELP inside TLS,
 and a collector outage loses none of them."""
-import re
 import time
 import uuid
 
@@ -34,37 +33,21 @@ def test_the_collector_listens_for_relp_and_the_clients_are_connected(collector,
     assert len(established.splitlines()) >= 2, established
 
 
-def _journal_since(host, since, unit="rsyslog"):
-    return host.check_output(f"journalctl -u {unit} --since @{since} --no-pager -o cat")
-
-
 def test_a_collector_outage_loses_no_line(collector, clients):
     n = 100
     run = uuid.uuid4().hex[:8]
-    d12, d13 = clients["lf-d12"], clients["lf-d13"]
     collector.check_output("systemctl stop syslog.socket rsyslog.service")
     try:
-        stopped = int(time.time()) - 1
-        # lf-d13 writes at once: the first lines go into the session the collector just closed,
-        # and RELP must send them again after reconnecting.
-        d13.check_output(f"for i in $(seq 1 {n}); do logger -t outage \"{run} line $i\"; done")
-        # lf-d12 also restarts its rsyslog half-way. It first waits until rsyslog has noticed the
-        # outage: what sits in the RELP session's send window at that moment lives in memory only
-        # (see the role README); everything written after is in the disk queue.
-        d12.check_output(f"logger -t outage '{run} canary'")
-        assert wait_until(lambda: "suspended" in _journal_since(d12, stopped), timeout=20)
-        d12.check_output(f"for i in $(seq 1 {n // 2}); do logger -t outage \"{run} line $i\"; done")
-        d12.check_output("systemctl restart rsyslog")
-        d12.check_output(f"for i in $(seq {n // 2 + 1} {n}); do logger -t outage \"{run} line $i\"; done")
-        restarted = _journal_since(d12, stopped)
-        reloaded = r"fleetforge_forward queue: queue files exist on disk, re-starting with [1-9]"
-        assert re.search(reloaded, restarted), "lf-d12: no disk queue after the restart"
-        time.sleep(5)  # the outage outlasts a few retries of both clients
+        # Both clients write at once: the first lines go into the session the collector just
+        # closed, and RELP must send them again after reconnecting; the rest wait in the disk queue.
+        for client in clients.values():
+            client.check_output(f"for i in $(seq 1 {n}); do logger -t outage \"{run} line $i\"; done")
+        time.sleep(15)  # the outage outlasts a few retries (every 10 s)
     finally:
         collector.check_output("systemctl start rsyslog.service")
 
     want = {str(i) for i in range(1, n + 1)}
-    for name in ("lf-d12", "lf-d13"):
+    for name in clients:
         def got(name=name):
             return {m.rsplit(" ", 1)[1] for m in _received(collector, name, "outage", f"{run} line [0-9]+")}
         wait_until(lambda got=got: want <= got(), timeout=60)

@@ -7,6 +7,7 @@ import pytest
 from conftest import CLIENTS, COLLECTOR, lab_host, recap
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
+ROLE_ONLY = Path(__file__).resolve().parent.parent / "bad_input.yml"
 CONFIGS = {COLLECTOR: "/etc/rsyslog.d/10-fleetforge-collector.conf"}
 CONFIGS.update(dict.fromkeys(CLIENTS, "/etc/rsyslog.d/60-fleetforge-forward.conf"))
 TARGET = "lf-d13"
@@ -27,23 +28,24 @@ def _unchanged(before):
     assert _state() == before, "the configuration changed or rsyslog restarted"
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"log_forwarding_port": "syslog"}, "log_forwarding_port"),
-    ({"log_forwarding_collector_permitted_peers": {"name": "lf-d12"}},
-     "log_forwarding_collector_permitted_peers"),
-    ({"log_forwarding_tls": "maybe"}, "log_forwarding_tls"),
-    ({"log_forwarding_tls_lib": "wolfssl"}, "log_forwarding_tls_lib"),
+@pytest.mark.parametrize("extra, messages", [
+    # the argument spec reports every wrong type and choice at once
+    ({"log_forwarding_port": "syslog", "log_forwarding_collector_permitted_peers": {"name": "lf-d12"},
+      "log_forwarding_tls": "maybe", "log_forwarding_tls_lib": "wolfssl"},
+     ["log_forwarding_port", "log_forwarding_collector_permitted_peers", "log_forwarding_tls",
+      "log_forwarding_tls_lib"]),
     ({"fleet_log_collector_group": "no_such_group"},
-     "log_forwarding_target is empty: no host in group 'no_such_group'"),
+     ["log_forwarding_target is empty: no host in group 'no_such_group'"]),
     ({"log_forwarding_tls_ca_file": "/etc/fleetforge/pki/missing-ca.crt"},
-     "log_forwarding_tls_ca_file: '/etc/fleetforge/pki/missing-ca.crt' is not a file"),
-    ({"log_forwarding_selector": "*.* @@elsewhere"}, "log_forwarding_selector must be one rsyslog selector"),
-], ids=["port-type", "peers-type", "tls-type", "tls-lib", "no-collector", "missing-ca", "selector"])
-def test_bad_input_fails_before_any_change(run_playbook, before, extra, message):
-    # on one client: every case fails in the role's argument spec or preflight, on any host
-    result = run_playbook(CONVERGE, limit=TARGET, extra_vars=[json.dumps(extra)])
+     ["log_forwarding_tls_ca_file: '/etc/fleetforge/pki/missing-ca.crt' is not a file"]),
+    ({"log_forwarding_selector": "*.* @@elsewhere"},
+     ["log_forwarding_selector must be one rsyslog selector"]),
+], ids=["types", "no-collector", "missing-ca", "selector"])
+def test_bad_input_fails_before_any_change(run_playbook, before, extra, messages):
+    result = run_playbook(ROLE_ONLY, limit=TARGET, extra_vars=[json.dumps(extra)])
     assert result.returncode != 0
-    assert message in result.text, result.text[-3000:]
+    for message in messages:
+        assert message in result.text, result.text[-3000:]
     assert all(changed == 0 for changed, _ in recap(result).values()), recap(result)
     _unchanged(before)
 
