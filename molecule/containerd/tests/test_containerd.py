@@ -38,6 +38,15 @@ def test_packages_are_held(host):
     assert "containerd" in held and "runc" in held
 
 
+def test_daemon_has_the_proxy_environment(host):
+    dropin = host.file("/etc/systemd/system/containerd.service.d/fleetforge-proxy.conf")
+    assert dropin.mode == 0o644
+    environment = _sudo(host, "systemctl show -p Environment containerd").stdout
+    assert "HTTP_PROXY=http://127.0.0.1:3128" in environment
+    assert "NO_PROXY=localhost,127.0.0.1" in environment
+    assert "HTTPS_PROXY" not in environment
+
+
 def test_cri_plugin_is_loaded(host):
     plugins = _sudo(host, "ctr plugins ls").stdout
     assert re.search(r"^io\.containerd\.grpc\.v1\s+cri\s+\S+\s+ok\s*$", plugins, re.M), plugins
