@@ -1,6 +1,7 @@
 """Helpers shared by every scenario's testinfra tests."""
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -37,4 +38,36 @@ def run_playbook():
         # the default callback folds long messages: compare against whitespace-folded text
         proc.text = " ".join((proc.stdout + proc.stderr).split())
         return proc
+    return _run
+
+
+@pytest.fixture(scope="session")
+def awx_job(tmp_path_factory):
+    """Run a playbook of playbooks/ as an AWX job would: ansible-runner with a private data dir
+    (project, inventory with its group_vars, env), extra vars only, stdin closed, so a prompt
+    or an input that is not a variable fails the job. Returns ansible-runner's result."""
+    import ansible_runner  # only the scenarios that use this fixture need it
+
+    def _run(playbook, extravars=None, timeout=900):
+        private = tmp_path_factory.mktemp("awx-job")
+        (private / "project").mkdir()
+        shutil.copytree(REPO / "playbooks", private / "project" / "playbooks")
+        inventory = private / "inventory"
+        inventory.mkdir()
+        shutil.copy(os.environ["MOLECULE_INVENTORY_FILE"], inventory / "molecule.yml")
+        shutil.copy(_lab_inventory_path(), inventory / "lab.yml")
+        # an AWX inventory carries its group variables too (e.g. the firewall's SSH allow-list)
+        shutil.copytree(REPO / "inventories" / "lab" / "group_vars", inventory / "group_vars")
+        (private / "env").mkdir()
+        (private / "env" / "envvars").write_text(json.dumps({
+            "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", ""),
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_PIPELINING": "True",
+        }))
+        result = ansible_runner.run(private_data_dir=str(private), playbook=f"playbooks/{playbook}",
+                                    extravars=dict(extravars or {}), quiet=True, timeout=timeout)
+        # hosts the job changed something on, with the number of changes
+        result.changed_hosts = {host: n for host, n in
+                                (result.stats or {}).get("changed", {}).items() if n}
+        return result
     return _run
