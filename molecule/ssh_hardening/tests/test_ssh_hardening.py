@@ -48,7 +48,9 @@ def test_effective_sshd_settings(host):
     assert values["passwordauthentication"] == ["no"]  # beats the cloud-init style 50-cloud-init.conf
     assert values["kbdinteractiveauthentication"] == ["no"]
     assert values["authenticationmethods"] == ["publickey"]
-    assert values["maxauthtries"] == ["4"]
+    assert values["maxauthtries"] == ["3"]
+    assert values["maxsessions"] == ["4"]
+    assert values["compression"] == ["no"] and values["tcpkeepalive"] == ["no"]
     assert values["x11forwarding"] == ["no"] and values["allowtcpforwarding"] == ["no"]
     assert values["disableforwarding"] == ["yes"]
     assert values["allowusers"] == ["deploy", "fleetadmin"]
