@@ -325,13 +325,20 @@ def host_specs(args) -> list[tuple[str, str]]:
     return [(f"node{i + 1}", distros[i % len(distros)]) for i in range(args.hosts)]
 
 
+def lab_networks(name: str) -> tuple[str, str]:
+    """The lab's bridge network and, for an air-gapped lab, its internal network."""
+    return f"fleetlab-{name}", f"fleetlab-{name}-int"
+
+
 def existing(name: str, kind: str = "container") -> list[str]:
     if kind == "container":
         out = run(["podman", "ps", "-a", "--filter", f"label={LABEL}={name}",
                    "--format", "{{.Names}}"], check=False).stdout
     else:
         out = run(["podman", "network", "ls", "--format", "{{.Name}}"], check=False).stdout
-        return [n for n in out.split() if n.startswith(f"fleetlab-{name}")]
+        # exactly this lab's networks: a prefix match would take lab "x_static"'s networks (and,
+        # with `network rm -f`, its containers) down with lab "x"
+        return [n for n in out.split() if n in lab_networks(name)]
     return out.split()
 
 
@@ -508,7 +515,7 @@ def cmd_up(args):
         build_image(distro)
     key = ensure_key(name)
     pubkey = key.with_suffix(".pub").read_text().strip()
-    public, internal = f"fleetlab-{name}", (f"fleetlab-{name}-int" if args.airgap else None)
+    public, internal = lab_networks(name)[0], (lab_networks(name)[1] if args.airgap else None)
     try:
         host_net, gateway = public, create_network(public, False)
         mirror_addr = ""

@@ -133,3 +133,15 @@ def test_capabilities_are_checked_and_normalised():
     assert fleetlab.check_capabilities(None) == []
     with pytest.raises(fleetlab.LabError, match="unsupported capability SYS_MODULE"):
         fleetlab.check_capabilities(["SYS_MODULE"])
+
+
+def test_a_lab_finds_only_its_own_networks(monkeypatch):
+    """Lab "m-containerd" must not take lab "m-containerd_static"'s networks down with it
+    (`podman network rm -f` also removes the containers attached): CI lost a scenario that way."""
+    listing = "podman\nfleetlab-m-containerd\nfleetlab-m-containerd_static\n" \
+              "fleetlab-m-containerd_static-int\nfleetlab-m-containerd-int\n"
+    monkeypatch.setattr(fleetlab, "run", lambda *a, **k: argparse.Namespace(stdout=listing))
+    assert fleetlab.existing("m-containerd", "network") == ["fleetlab-m-containerd",
+                                                             "fleetlab-m-containerd-int"]
+    assert fleetlab.existing("m-containerd_static", "network") == [
+        "fleetlab-m-containerd_static", "fleetlab-m-containerd_static-int"]
