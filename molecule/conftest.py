@@ -56,8 +56,21 @@ def awx_job(tmp_path_factory):
         inventory.mkdir()
         shutil.copy(os.environ["MOLECULE_INVENTORY_FILE"], inventory / "molecule.yml")
         shutil.copy(_lab_inventory_path(), inventory / "lab.yml")
-        # an AWX inventory carries its group variables too (e.g. the firewall's SSH allow-list)
-        shutil.copytree(REPO / "inventories" / "lab" / "group_vars", inventory / "group_vars")
+        # An AWX inventory carries its group variables too: the scenario's (molecule writes them
+        # next to its inventory) and then the lab's, which win as they do in converge (the lab's
+        # inventory comes last on molecule's command line). Files in group_vars/<group>/ load in
+        # name order.
+        scenario_vars = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+        for kind in ("group_vars", "host_vars"):
+            source = scenario_vars / kind
+            for item in sorted(source.iterdir()) if source.is_dir() else []:
+                target = inventory / kind / item.name
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(item, target / "10-scenario.yml")
+        for item in sorted((REPO / "inventories" / "lab" / "group_vars").glob("*.yml")):
+            target = inventory / "group_vars" / item.stem
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(item, target / "20-lab.yml")
         (private / "env").mkdir()
         (private / "env" / "envvars").write_text(json.dumps({
             "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", ""),
