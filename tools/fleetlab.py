@@ -275,6 +275,8 @@ def assign_ports(hosts: list[Host], port_base: int | None):
     base = free_port_run(len(hosts)) if port_base is None else port_base
     for i, host in enumerate(hosts):
         host.port = base + i
+        if not 1024 < host.port < 65536:
+            raise LabError(f"port {host.port} is out of range; choose another --port-base")
         if not port_free(host.port):
             raise LabError(f"127.0.0.1:{host.port} is already in use; choose another "
                            f"--port-base or stop what listens there")
@@ -292,18 +294,9 @@ def plan_hosts(name: str, specs: list[tuple[str, str]], port_base: int | None) -
     names = [n for n, _ in specs]
     if len(set(names)) != len(names):
         raise LabError(f"host names must be unique: {', '.join(names)}")
-    if port_base is None:
-        port_base = free_port_run(len(specs))
-    hosts = []
-    for i, (host_name, distro) in enumerate(specs):
-        port = port_base + i
-        if not 1024 < port < 65536:
-            raise LabError(f"port {port} is out of range; choose another --port-base")
-        if not port_free(port):
-            raise LabError(f"127.0.0.1:{port} is already in use; choose another --port-base "
-                           f"or stop what listens there")
-        hosts.append(Host(name=host_name, distro=distro, port=port,
-                          container=f"{name}-{host_name}"))
+    hosts = [Host(name=host_name, distro=distro, port=0, container=f"{name}-{host_name}")
+             for host_name, distro in specs]
+    assign_ports(hosts, port_base)  # checked now; chosen again under port_lock() at start
     return hosts
 
 
