@@ -1,7 +1,7 @@
 """The collector sits behind the hardening role's firewall (input policy drop, prepare.yml): its
 port is open to the allowed networks through the role's drop-in, so the delivery tests pass only
 because that rule is loaded."""
-from conftest import lab_host
+from shared_checks import lab_host
 
 
 def test_the_collectors_port_is_opened_by_the_drop_in_rule(lab_vars):

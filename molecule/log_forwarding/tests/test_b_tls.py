@@ -7,7 +7,7 @@ must deliver: the refusals cannot come from a broken harness."""
 import uuid
 
 import pytest
-from conftest import FLEET_DIR, wait_until
+from shared_checks import FLEET_DIR, wait_until
 
 PKI = "/etc/fleetforge/pki"
 ROGUE = "/etc/fleetforge/test-rogue"  # same host names, certificates from another CA (prepare.yml)

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CLIENTS, COLLECTOR, lab_host, recap
+from conftest import CLIENTS, COLLECTOR
+from shared_checks import lab_host, recap
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 ROLE_ONLY = Path(__file__).resolve().parent.parent / "bad_input.yml"

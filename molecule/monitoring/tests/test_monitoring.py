@@ -1,16 +1,11 @@
 """End-to-end outcomes: exporters behind TLS, basic auth and the firewall; Prometheus scraping them all."""
 import hashlib
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
+from conftest import ARCHIVE, LAB, PUBLISHED, REPO, VERSION
 
-REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-LAB = f"m-{os.environ.get('MOLECULE_SCENARIO_NAME', 'monitoring')}"
-VERSION = "1.5.0-lab"
-ARCHIVE = f"node_exporter-{VERSION}.linux-amd64.tar.gz"
 CA = "/etc/fleetforge/pki/ca.crt"
 SCRAPE_AUTH = "prometheus:lab-scrape-password"
 ADMIN_AUTH = "admin:lab-admin-password"
@@ -18,24 +13,9 @@ MONITORING = {"mon"}
 ARCHIVE_HOSTS = {"mon", "ex12"}
 
 
-def lab_addresses():
-    """Inventory name -> the host's address on the lab network (from the lab tool's inventory)."""
-    inventory = json.loads((REPO / "inventories" / "lab" / f"{LAB}.yml").read_text().split("\n", 1)[1])
-    hosts = {}
-    for child in inventory["all"]["children"]["lab"]["children"].values():
-        for name, hostvars in child["hosts"].items():
-            hosts[name] = hostvars["fleetlab_address"]
-    return hosts
-
-
 @pytest.fixture(scope="module")
 def name(host):
     return host.backend.get_hostname()
-
-
-@pytest.fixture(scope="module")
-def addresses():
-    return lab_addresses()
 
 
 # The lab hosts have no curl: requests are made with the hosts' own Python.
@@ -120,8 +100,7 @@ def test_install_path_per_host(host, name):
 def test_archive_came_from_the_mirror_with_its_checksum(host, name):
     if name not in ARCHIVE_HOSTS:
         pytest.skip("installed from Debian's package")
-    published = REPO / ".lab" / LAB / "artifacts" / "node_exporter" / f"v{VERSION}" / ARCHIVE
-    digest = hashlib.sha256(published.read_bytes()).hexdigest()
+    digest = hashlib.sha256(PUBLISHED.read_bytes()).hexdigest()
     with host.sudo():
         cached = host.file(f"/var/cache/fleetforge/node_exporter/{ARCHIVE}")
         assert cached.sha256sum == digest
