@@ -23,6 +23,7 @@ description:
 requirements:
   - boto3 >= 1.28.0
   - botocore >= 1.31.0
+  - lxml >= 4.9 (optional; answers of several regions are then parsed in parallel, see bench/ec2_inventory.md)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -390,11 +391,12 @@ class InventoryModule(FleetInventoryBase):
 
     def _fetch(self, scope):
         account, region = scope.data
-        client = account.client("ec2", region)
         found = {}
-        for filters in self._queries:
-            for owner, instance in self._instances(client, filters):
-                found.setdefault(instance.get("InstanceId"), (owner, instance))
+        with _aws().first_request_in_turn():
+            client = account.client("ec2", region)
+            for filters in self._queries:
+                for owner, instance in self._instances(client, filters):
+                    found.setdefault(instance.get("InstanceId"), (owner, instance))
         for filters in self._excludes:
             for _owner, instance in self._instances(client, filters):
                 found.pop(instance.get("InstanceId"), None)

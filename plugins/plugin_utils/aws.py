@@ -15,6 +15,7 @@ retries and reports errors; see ``fast_describe_instances``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 try:
@@ -136,6 +137,38 @@ def fast_describe_instances(response_dict=None, customized_response_dict=None, *
     response_dict["body"] = _EMPTY_DESCRIBE_INSTANCES
 
 
+_turn_lock = threading.Lock()
+_turn_state = threading.local()
+
+
+def _end_turn(**kwargs):
+    """botocore ``before-send`` handler: the request is ready, the next thread may prepare."""
+    release = getattr(_turn_state, "release", None)
+    if release is not None:
+        _turn_state.release = None
+        release()
+
+
+@contextlib.contextmanager
+def first_request_in_turn():
+    """Worker threads create their client and prepare their first request one at a time.
+
+    Both are pure-Python work under the GIL (about 15 ms per region after the first). When
+    every worker does it at once, the interpreter hands the GIL round and *every* request leaves
+    late, together, once all are prepared; in turns, the first request leaves as soon as it is
+    ready and its wait for the answer overlaps the others' preparation. The turn ends when the
+    request is handed to the HTTP layer (botocore's ``before-send``, registered on every client
+    of ``AwsAccount.client``) or when the block ends, whichever comes first; retries and later
+    pages do not wait for a turn.
+    """
+    _turn_lock.acquire()
+    _turn_state.release = _turn_lock.release
+    try:
+        yield
+    finally:
+        _end_turn()
+
+
 class AwsAccount:
     """One account's boto3 session and its clients, shared by worker threads."""
 
@@ -175,6 +208,8 @@ class AwsAccount:
             if client is None:
                 client = self.session.client(service, region_name=region, config=self.config,
                                              endpoint_url=self.endpoint_url)
+                client.meta.events.register("before-send", _end_turn,
+                                            unique_id="fleetforge-end-turn")
                 if service == "ec2":
                     client.meta.events.register("before-parse.ec2.DescribeInstances",
                                                 fast_describe_instances,

@@ -11,12 +11,22 @@ would give them (same key names and types; ``LaunchTime`` as the ISO 8601 text t
 ``datetime.isoformat()`` of botocore's value gives): about ten times less work per page.
 
 Only the fields listed here exist in the result; the inventory documents the same subset.
+
+When ``lxml`` is installed (an optional controller requirement), libxml2 builds the tree
+instead of expat: it is about twice as fast and releases the GIL while it parses, so the
+pages of several regions are parsed on several cores at once. Both give the same result.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import xml.etree.ElementTree as ET
+
+try:  # optional: libxml2 builds the tree with the GIL released, so regions parse in parallel
+    from lxml import etree as LXML
+except ImportError:
+    LXML = None
 
 # XML element name -> botocore key, for the plain string fields of an Instance
 INSTANCE_STRINGS = {
@@ -37,6 +47,11 @@ PLACEMENT_STRINGS = {"availabilityZone": "AvailabilityZone", "tenancy": "Tenancy
 # The largest parts of an instance that the inventory never reads: cut out of the bytes before
 # expat sees them (about half of a page). Neither nests in itself nor carries attributes.
 UNREAD_ELEMENTS = (b"networkInterfaceSet", b"blockDeviceMapping")
+
+
+# The default namespace of the root element: dropped before parsing, so that element names are
+# short plain strings (lxml builds a "{namespace}name" string on every .tag read otherwise).
+_ROOT_XMLNS = re.compile(rb'^(\s*(?:<\?[^>]*\?>\s*)?<DescribeInstancesResponse)\s+xmlns="[^"]*"')
 
 
 class NotDescribeInstances(ValueError):
@@ -84,43 +99,72 @@ def drop_unread(body, names=UNREAD_ELEMENTS):
     return body
 
 
-def _fields(element, names, strip):
-    return {names[child.tag[strip:]]: child.text for child in element
-            if child.tag[strip:] in names and child.text is not None}
+class _Names:
+    """The element names of one namespace, qualified once (``{ns}instanceId``) so that the copy
+    compares the parser's own tag strings instead of slicing every tag."""
+
+    def __init__(self, namespace):
+        def qualified(names):
+            return {namespace + tag: key for tag, key in names.items()}
+
+        self.strings_keys = qualified(INSTANCE_STRINGS)
+        self.placement_keys = qualified(PLACEMENT_STRINGS)
+        self.state_keys = qualified({"code": "Code", "name": "Name"})
+        self.tag_keys = qualified({"key": "Key", "value": "Value"})
+        self.group_keys = qualified({"groupId": "GroupId", "groupName": "GroupName"})
+        self.profile_keys = qualified({"arn": "Arn", "id": "Id"})
+        for name in ("tagSet", "instanceState", "placement", "groupSet", "iamInstanceProfile",
+                     "launchTime", "reservationSet", "ownerId", "instancesSet", "nextToken"):
+            setattr(self, name, namespace + name)
+        # the children of an instance that the copy reads (lxml filters them in C)
+        self.instance_children = tuple(self.strings_keys) + (
+            self.tagSet, self.instanceState, self.placement, self.groupSet,
+            self.iamInstanceProfile, self.launchTime)
 
 
-def _instance(element, strip, timestamps):
-    instance = {}
+def _fields(element, names):
+    fields = {}
     for child in element:
-        tag = child.tag[strip:]
-        key = INSTANCE_STRINGS.get(tag)
+        key = names.get(child.tag)
+        if key is not None and child.text is not None:
+            fields[key] = child.text
+    return fields
+
+
+def _instance(element, names, timestamps):
+    instance = {}
+    strings = names.strings_keys
+    # lxml makes a Python object for every child visited: let it skip the unread ones in C
+    children = element.iterchildren(*names.instance_children) \
+        if hasattr(element, "iterchildren") else element
+    for child in children:
+        tag = child.tag
+        key = strings.get(tag)
         if key is not None:
             if child.text is not None:
                 instance[key] = child.text
-        elif tag == "tagSet":
+        elif tag == names.tagSet:
             tags = []
             for item in child:
-                tag_fields = _fields(item, {"key": "Key", "value": "Value"}, strip)
+                tag_fields = _fields(item, names.tag_keys)
                 if "Key" in tag_fields:
                     tags.append({"Key": tag_fields["Key"], "Value": tag_fields.get("Value", "")})
             instance["Tags"] = tags
-        elif tag == "instanceState":
-            state = _fields(child, {"code": "Code", "name": "Name"}, strip)
+        elif tag == names.instanceState:
+            state = _fields(child, names.state_keys)
             if "Code" in state:
                 try:
                     state["Code"] = int(state["Code"])
                 except ValueError:
                     del state["Code"]
             instance["State"] = state
-        elif tag == "placement":
-            instance["Placement"] = _fields(child, PLACEMENT_STRINGS, strip)
-        elif tag == "groupSet":
-            instance["SecurityGroups"] = [
-                _fields(item, {"groupId": "GroupId", "groupName": "GroupName"}, strip)
-                for item in child]
-        elif tag == "iamInstanceProfile":
-            instance["IamInstanceProfile"] = _fields(child, {"arn": "Arn", "id": "Id"}, strip)
-        elif tag == "launchTime" and child.text:
+        elif tag == names.placement:
+            instance["Placement"] = _fields(child, names.placement_keys)
+        elif tag == names.groupSet:
+            instance["SecurityGroups"] = [_fields(item, names.group_keys) for item in child]
+        elif tag == names.iamInstanceProfile:
+            instance["IamInstanceProfile"] = _fields(child, names.profile_keys)
+        elif tag == names.launchTime and child.text:
             try:
                 instance["LaunchTime"] = timestamps[child.text]
             except KeyError:  # instances launched together share one text
@@ -128,36 +172,62 @@ def _instance(element, strip, timestamps):
     return instance
 
 
-def parse_describe_instances(body):
+def _require_lxml():
+    if LXML is None:
+        raise ImportError("lxml is not installed")
+    return LXML
+
+
+def _tree(body, lxml):
+    """The root element, built by libxml2 (``lxml``) or by expat (``lxml`` None)."""
+    if lxml is not None:
+        # a parser per call (lxml's parsers are not shared between threads); no entity
+        # expansion, no network access, the default size limits
+        parser = lxml.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
+                                remove_pis=True)
+        try:
+            return lxml.fromstring(body, parser)
+        except lxml.XMLSyntaxError as exc:
+            raise NotDescribeInstances("not XML: %s" % exc) from None
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise NotDescribeInstances("not XML: %s" % exc) from None
+
+
+def parse_describe_instances(body, backend="auto"):
     """{'Reservations': [{'OwnerId', 'Instances': [...]}], 'NextToken'?} from the raw XML.
 
     Raises NotDescribeInstances when the body is something else (an error document, another
-    protocol); the caller then lets botocore parse it.
+    protocol); the caller then lets botocore parse it. ``backend``: ``auto`` (lxml when
+    installed), ``lxml`` or ``expat``.
     """
-    try:
-        root = ET.fromstring(drop_unread(body))
-    except ET.ParseError as exc:
-        raise NotDescribeInstances("not XML: %s" % exc) from None
+    if backend == "auto":
+        lxml = LXML
+    elif backend == "expat":
+        lxml = None
+    else:
+        lxml = _require_lxml()
+    root = _tree(_ROOT_XMLNS.sub(rb"\1", drop_unread(body), count=1), lxml)
     namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     if root.tag[len(namespace):] != "DescribeInstancesResponse":
         raise NotDescribeInstances("root element is %s" % root.tag)
-    strip = len(namespace)
+    names = _Names(namespace)
     timestamps = {}
     result = {"Reservations": []}
     for child in root:
-        tag = child.tag[strip:]
-        if tag == "reservationSet":
+        tag = child.tag
+        if tag == names.reservationSet:
             for item in child:
                 reservation = {"Instances": []}
                 for part in item:
-                    part_tag = part.tag[strip:]
-                    if part_tag == "ownerId" and part.text is not None:
+                    if part.tag == names.ownerId and part.text is not None:
                         reservation["OwnerId"] = part.text
-                    elif part_tag == "instancesSet":
-                        reservation["Instances"] = [_instance(instance, strip, timestamps)
+                    elif part.tag == names.instancesSet:
+                        reservation["Instances"] = [_instance(instance, names, timestamps)
                                                     for instance in part]
                 result["Reservations"].append(reservation)
             child.clear()  # the reservations are copied: let the elements go
-        elif tag == "nextToken" and child.text:
+        elif tag == names.nextToken and child.text:
             result["NextToken"] = child.text
     return result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 
 import pytest
@@ -126,13 +127,13 @@ def test_untagged_and_stopped_instances_are_hosts(fleet, inventory_file):
     assert inventory.hosts["batch-a"].vars["state"]["name"] == "stopped"
 
 
-def test_hostname_with_prefix_and_separator(inventory_file):
+def test_hostname_with_prefix_and_separator(fleet, inventory_file):
     inventory = parse(inventory_file(regions=["eu-west-1"], hostnames=[
         {"name": "tag:Name", "prefix": "tag:Env", "separator": "-"}, "instance-id"]))
     assert "prod-web-a-0" in inventory.hosts and "stage-web-a-2" in inventory.hosts
 
 
-def test_cloud_data_is_never_templated(inventory_file):
+def test_cloud_data_is_never_templated(fleet, inventory_file):
     inventory = parse(inventory_file(regions=["us-east-1"],
                                      compose={"note": "tags.Note", "name_copy": "tags.Name"}))
     host = inventory.hosts["odd-{{ 7 * 6 }}"].vars
@@ -177,14 +178,14 @@ def test_include_and_exclude_filters(fleet, inventory_file):
     assert set(inventory.hosts) == {"web-a-0", "web-a-1"}
 
 
-def test_include_filters_alone_list_only_what_they_include(inventory_file):
+def test_include_filters_alone_list_only_what_they_include(fleet, inventory_file):
     inventory = parse(inventory_file(regions=["us-east-1"],
                                      include_filters=[{"tag:Name": "web-a-0"}, {"tag:Role": "db"}]))
     assert {n for n in inventory.hosts if not n.startswith("db")} == {"web-a-0"}
     assert len(inventory.hosts) == 3  # web-a-0 and the two db instances of us-east-1
 
 
-def test_strict_compose_error_names_the_host(inventory_file):
+def test_strict_compose_error_names_the_host(fleet, inventory_file):
     with pytest.raises(AnsibleError, match="Could not set broken for host"):
         parse(inventory_file(regions=["eu-west-3"], strict=True,
                              compose={"broken": "no_such_variable.attribute"}))
@@ -249,6 +250,26 @@ def test_regions_are_queried_in_parallel_up_to_max_workers(fleet, inventory_file
     inventory = parse(inventory_file(regions=regions, max_workers=workers))
     assert set(by_instance(inventory)) == fleet.ids(regions=regions, accounts=[ACCOUNT_A])
     assert proxy.most_in_flight == workers
+
+
+def test_garbage_collector_is_paused_while_listing_and_restored(
+        fleet, inventory_file, proxy, monkeypatch):
+    plugin_class = type(load_plugin())
+    fetch = plugin_class._fetch
+    seen = []
+
+    def recording_fetch(self, scope):
+        seen.append(gc.isenabled())
+        return fetch(self, scope)
+
+    monkeypatch.setattr(plugin_class, "_fetch", recording_fetch)
+    assert gc.isenabled()
+    parse(inventory_file())
+    assert seen == [False, False] and gc.isenabled()
+    proxy.denied_roles.add(ROLE_DENIED)
+    with pytest.raises(AnsibleError, match="strict_errors"):  # a failure restores it too
+        parse(inventory_file(assume_roles=[ROLE_A, ROLE_DENIED], strict_errors=True))
+    assert gc.isenabled()
 
 
 # ------------------------------------------------------------------ credentials
