@@ -17,7 +17,7 @@ VERSION = "1.5.0-lab"
 ARCHIVE = f"node_exporter-{VERSION}.linux-amd64.tar.gz"
 PUBLISHED = REPO / ".lab" / LAB / "artifacts" / "node_exporter" / f"v{VERSION}" / ARCHIVE
 COLLECTOR = "mon"
-CLIENTS = ["ex12", "ex13"]
+CLIENTS = ["mon13", "ex12", "ex13"]
 
 
 def lab_checksums():

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from conftest import lab_checksums
 
-HOSTS = {"mon", "ex12", "ex13"}
+HOSTS = {"mon", "mon13", "ex12", "ex13"}
 PKI_ONCE = "Issue and install the host certificate unless this run already did with these settings"
 
 

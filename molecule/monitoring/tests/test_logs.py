@@ -1,4 +1,4 @@
-"""Logs of playbooks/monitoring.yml: the exporters' lines reach the monitoring host (the collector)
+"""Logs of playbooks/monitoring.yml: the other hosts' lines reach the first monitoring host (the collector)
 over RELP inside TLS, and a collector outage loses none (checks shared with molecule/log_forwarding,
 which also proves the collector's refusals of foreign and plain-text senders)."""
 from shared_checks import (
@@ -9,7 +9,7 @@ from shared_checks import (
 )
 
 PKI = "/etc/fleetforge/pki"
-# A TLS handshake with the collector's port from an exporter host, with the host's own certificate;
+# A TLS handshake with the collector's port from a client host, with the host's own certificate;
 # the collector's certificate is checked against the fleet CA and the name "mon".
 HANDSHAKE = f"""
 import socket, ssl, sys
@@ -21,11 +21,11 @@ with socket.create_connection((sys.argv[1], {PORT}), timeout=10) as raw:
 """
 
 
-def test_a_logger_line_on_each_exporter_host_arrives_at_the_collector(collector, clients):
+def test_a_logger_line_on_each_client_arrives_at_the_collector(collector, clients):
     assert_a_line_from_each_client_arrives(collector, clients)
 
 
-def test_the_exporter_hosts_are_connected_to_the_collector_over_tls(collector, clients, addresses):
+def test_the_clients_are_connected_to_the_collector_over_tls(collector, clients, addresses):
     assert {addresses[name] for name in clients} <= relp_peers(collector)
     for name, client in clients.items():
         handshake = client.run("python3 -c %s %s", HANDSHAKE, addresses["mon"])

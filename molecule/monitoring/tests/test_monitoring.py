@@ -1,6 +1,7 @@
 """End-to-end outcomes: exporters behind TLS, basic auth and the firewall; Prometheus scraping them all."""
 import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from conftest import ARCHIVE, LAB, PUBLISHED, REPO, VERSION
 CA = "/etc/fleetforge/pki/ca.crt"
 SCRAPE_AUTH = "prometheus:lab-scrape-password"
 ADMIN_AUTH = "admin:lab-admin-password"
-MONITORING = {"mon"}
+MONITORING = {"mon", "mon13"}  # an HA pair: each Prometheus scrapes every exporter
 ARCHIVE_HOSTS = {"mon", "ex12"}
 
 
@@ -115,7 +116,9 @@ def test_archive_came_from_the_mirror_with_its_checksum(host, name):
 def test_firewall_drop_in_is_loaded(host, addresses):
     with host.sudo():
         ruleset = host.check_output("nft list chain inet fleetforge input")
-    assert f"ip saddr {addresses['mon']} tcp dport 9100 accept" in ruleset
+    rule = [line for line in ruleset.splitlines() if "tcp dport 9100 accept" in line]
+    assert len(rule) == 1, ruleset
+    assert set(re.findall(r"[0-9]+(?:\.[0-9]+){3}", rule[0])) == {addresses[m] for m in MONITORING}
 
 
 def test_only_monitoring_hosts_reach_the_exporters(host, name, addresses):
@@ -129,8 +132,9 @@ def test_only_monitoring_hosts_reach_the_exporters(host, name, addresses):
 
 
 # ------------------------------------------------------------------ Prometheus on the monitoring host
-def query(host, addresses, path):
-    rc, code, body = fetch(host, f"https://{addresses['mon']}:9090{path}", CA, ADMIN_AUTH)
+def query(host, address, path):
+    """The API of the Prometheus at `address` (each monitoring host asks its own)."""
+    rc, code, body = fetch(host, f"https://{address}:9090{path}", CA, ADMIN_AUTH)
     assert (rc, code) == (0, "200"), body
     return json.loads(body)["data"]
 
@@ -140,7 +144,7 @@ def test_every_inventory_host_is_up_in_prometheus(host, name, addresses):
         pytest.skip("Prometheus runs on the monitoring host")
     deadline = time.time() + 90
     while True:
-        result = query(host, addresses, "/api/v1/query?query=up%7Bjob%3D%22node%22%7D")["result"]
+        result = query(host, addresses[name], "/api/v1/query?query=up%7Bjob%3D%22node%22%7D")["result"]
         up = {series["metric"]["instance"]: series["value"][1] for series in result}
         if up == dict.fromkeys(addresses, "1") or time.time() > deadline:
             break
@@ -151,9 +155,11 @@ def test_every_inventory_host_is_up_in_prometheus(host, name, addresses):
 def test_targets_carry_inventory_labels(host, name, addresses):
     if name not in MONITORING:
         pytest.skip("Prometheus runs on the monitoring host")
-    targets = {t["labels"]["instance"]: t for t in query(host, addresses, "/api/v1/targets")["activeTargets"]}
+    active = query(host, addresses[name], "/api/v1/targets")["activeTargets"]
+    targets = {t["labels"]["instance"]: t for t in active}
     assert set(targets) == set(addresses)
     assert targets["mon"]["labels"]["region"] == "lab-west"
+    assert "region" not in targets["mon13"]["labels"]
     assert targets["ex12"]["labels"]["region"] == "lab-east"
     assert "region" not in targets["ex13"]["labels"]
     assert ",monitoring," in targets["mon"]["labels"]["groups"]
@@ -165,14 +171,14 @@ def test_targets_carry_inventory_labels(host, name, addresses):
 def test_prometheus_api_needs_the_password(host, name, addresses):
     if name not in MONITORING:
         pytest.skip("Prometheus runs on the monitoring host")
-    url = f"https://{addresses['mon']}:9090/api/v1/query?query=up"
+    url = f"https://{addresses[name]}:9090/api/v1/query?query=up"
     assert fetch(host, url, CA)[1] == "401"
 
 
 def test_alert_rules_are_loaded_and_promtool_accepts_everything(host, name, addresses):
     if name not in MONITORING:
         pytest.skip("Prometheus runs on the monitoring host")
-    rules = {r["name"] for g in query(host, addresses, "/api/v1/rules")["groups"] for r in g["rules"]}
+    rules = {r["name"] for g in query(host, addresses[name], "/api/v1/rules")["groups"] for r in g["rules"]}
     assert rules == {"FleetHostDown", "FleetDiskFilling", "FleetClockSkew", "FleetSystemdUnitFailed"}
     with host.sudo():
         host.run_test("promtool check config /etc/prometheus/prometheus.yml")
