@@ -242,15 +242,6 @@ def save_recording(path, instances, regions, answers, listings):
                     for key, (status, payload, ctype) in answers.items()]}))
 
 
-def xml_reader():
-    """Which tree builder the plugin's DescribeInstances reader gets in the timed runs."""
-    probe = subprocess.run([sys.executable, "-c", "import lxml; print(lxml.__version__)"],
-                           capture_output=True, text=True, check=False)
-    if probe.returncode == 0:
-        return "lxml " + probe.stdout.strip()
-    return "expat (lxml not importable)"
-
-
 def load_average():
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
@@ -347,8 +338,7 @@ def main(argv=None):
     parser.add_argument("--recording", help="reuse (or write) the recorded answers here")
     parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args(argv)
-    print(f"start: {load_average()} on {os.cpu_count()} CPUs; DescribeInstances reader: "
-          f"{xml_reader()}", flush=True)
+    print(f"start: {load_average()} on {os.cpu_count()} CPUs", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="fleet-ec2-bench-"))
     if args.recording and Path(args.recording).exists():
         args.instances, regions, answers, listings = load_recording(args.recording)

@@ -23,7 +23,6 @@ description:
 requirements:
   - boto3 >= 1.28.0
   - botocore >= 1.31.0
-  - lxml >= 4.9 (optional; answers of several regions are then parsed in parallel, see bench/ec2_inventory.md)
 extends_documentation_fragment:
   - constructed
   - inventory_cache

@@ -11,22 +11,12 @@ would give them (same key names and types; ``LaunchTime`` as the ISO 8601 text t
 ``datetime.isoformat()`` of botocore's value gives): about ten times less work per page.
 
 Only the fields listed here exist in the result; the inventory documents the same subset.
-
-When ``lxml`` is installed (an optional controller requirement), libxml2 builds the tree
-instead of expat: it is about twice as fast and releases the GIL while it parses, so the
-pages of several regions are parsed on several cores at once. Both give the same result.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
 import xml.etree.ElementTree as ET
-
-try:  # optional: libxml2 builds the tree with the GIL released, so regions parse in parallel
-    from lxml import etree as LXML
-except ImportError:
-    LXML = None
 
 # XML element name -> botocore key, for the plain string fields of an Instance
 INSTANCE_STRINGS = {
@@ -47,11 +37,6 @@ PLACEMENT_STRINGS = {"availabilityZone": "AvailabilityZone", "tenancy": "Tenancy
 # The largest parts of an instance that the inventory never reads: cut out of the bytes before
 # expat sees them (about half of a page). Neither nests in itself nor carries attributes.
 UNREAD_ELEMENTS = (b"networkInterfaceSet", b"blockDeviceMapping")
-
-
-# The default namespace of the root element: dropped before parsing, so that element names are
-# short plain strings (lxml builds a "{namespace}name" string on every .tag read otherwise).
-_ROOT_XMLNS = re.compile(rb'^(\s*(?:<\?[^>]*\?>\s*)?<DescribeInstancesResponse)\s+xmlns="[^"]*"')
 
 
 class NotDescribeInstances(ValueError):
@@ -116,10 +101,6 @@ class _Names:
         for name in ("tagSet", "instanceState", "placement", "groupSet", "iamInstanceProfile",
                      "launchTime", "reservationSet", "ownerId", "instancesSet", "nextToken"):
             setattr(self, name, namespace + name)
-        # the children of an instance that the copy reads (lxml filters them in C)
-        self.instance_children = tuple(self.strings_keys) + (
-            self.tagSet, self.instanceState, self.placement, self.groupSet,
-            self.iamInstanceProfile, self.launchTime)
 
 
 def _fields(element, names):
@@ -134,10 +115,7 @@ def _fields(element, names):
 def _instance(element, names, timestamps):
     instance = {}
     strings = names.strings_keys
-    # lxml makes a Python object for every child visited: let it skip the unread ones in C
-    children = element.iterchildren(*names.instance_children) \
-        if hasattr(element, "iterchildren") else element
-    for child in children:
+    for child in element:
         tag = child.tag
         key = strings.get(tag)
         if key is not None:
@@ -172,43 +150,16 @@ def _instance(element, names, timestamps):
     return instance
 
 
-def _require_lxml():
-    if LXML is None:
-        raise ImportError("lxml is not installed")
-    return LXML
-
-
-def _tree(body, lxml):
-    """The root element, built by libxml2 (``lxml``) or by expat (``lxml`` None)."""
-    if lxml is not None:
-        # a parser per call (lxml's parsers are not shared between threads); no entity
-        # expansion, no network access, the default size limits
-        parser = lxml.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
-                                remove_pis=True)
-        try:
-            return lxml.fromstring(body, parser)
-        except lxml.XMLSyntaxError as exc:
-            raise NotDescribeInstances("not XML: %s" % exc) from None
-    try:
-        return ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise NotDescribeInstances("not XML: %s" % exc) from None
-
-
-def parse_describe_instances(body, backend="auto"):
+def parse_describe_instances(body):
     """{'Reservations': [{'OwnerId', 'Instances': [...]}], 'NextToken'?} from the raw XML.
 
     Raises NotDescribeInstances when the body is something else (an error document, another
-    protocol); the caller then lets botocore parse it. ``backend``: ``auto`` (lxml when
-    installed), ``lxml`` or ``expat``.
+    protocol); the caller then lets botocore parse it.
     """
-    if backend == "auto":
-        lxml = LXML
-    elif backend == "expat":
-        lxml = None
-    else:
-        lxml = _require_lxml()
-    root = _tree(_ROOT_XMLNS.sub(rb"\1", drop_unread(body), count=1), lxml)
+    try:
+        root = ET.fromstring(drop_unread(body))
+    except ET.ParseError as exc:
+        raise NotDescribeInstances("not XML: %s" % exc) from None
     namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     if root.tag[len(namespace):] != "DescribeInstancesResponse":
         raise NotDescribeInstances("root element is %s" % root.tag)
