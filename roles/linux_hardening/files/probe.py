@@ -21,7 +21,6 @@ BIN_DIRS = ("/usr/bin", "/usr/local/bin")
 # File integrity and rootkit baselines (their absence starts the first initialisation).
 BASELINES = {"aide": ("/var/lib/aide/aide.db", "/var/lib/aide/aide.db.gz"),
              "rkhunter": ("/var/lib/rkhunter/db/rkhunter.dat",)}
-BASELINE_UNIT = "fleetforge-baseline"
 
 
 def run(argv):
@@ -215,8 +214,6 @@ def main():
         "units": units(unit_names),
         "aide_checksums": aide_checksums(),
         "baselines": {name: any(os.path.exists(p) for p in paths) for name, paths in BASELINES.items()},
-        "baseline_running": units([BASELINE_UNIT + ".service"])[BASELINE_UNIT + ".service"]["active"]
-        in ("active", "activating"),
         "compilers": [{"path": path} for path in compilers()],
         "home_dirs": [{"path": path} for path in home_dirs()],
         "packages": packages(),
