@@ -14,11 +14,24 @@ def _lab_inventory_path() -> Path:
     return REPO / "inventories" / "lab" / f"m-{os.environ['MOLECULE_SCENARIO_NAME']}.yml"
 
 
+def _lab_inventory() -> dict:
+    """The lab tool's inventory of the scenario (JSON after one comment line)."""
+    return json.loads(_lab_inventory_path().read_text().split("\n", 1)[1])
+
+
 @pytest.fixture(scope="session")
 def lab_vars():
     """The variables the lab tool gives every host (fleetlab_*, the mirror's fleet_*)."""
-    text = _lab_inventory_path().read_text()
-    return json.loads(text.split("\n", 1)[1])["all"]["vars"]
+    return _lab_inventory()["all"]["vars"]
+
+
+@pytest.fixture(scope="session")
+def lab_hosts():
+    """Inventory name -> the lab tool's variables of that host (ansible_port, fleetlab_address...)."""
+    hosts = {}
+    for group in _lab_inventory()["all"]["children"]["lab"]["children"].values():
+        hosts.update(group["hosts"])
+    return hosts
 
 
 @pytest.fixture(scope="session")

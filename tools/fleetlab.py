@@ -508,7 +508,8 @@ def cmd_up(args):
         build_image(distro)
     key = ensure_key(name)
     pubkey = key.with_suffix(".pub").read_text().strip()
-    public, internal = lab_networks(name)[0], (lab_networks(name)[1] if args.airgap else None)
+    public, internal = lab_networks(name)
+    internal = internal if args.airgap else None
     try:
         host_net, gateway = public, create_network(public, False)
         mirror_addr = ""

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import testinfra
-import yaml
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 
@@ -175,7 +174,7 @@ def test_firewall_reload_is_idempotent_and_keeps_ssh(host):
     assert host.run("true").rc == 0
 
 
-def test_fail2ban_guards_ssh_but_never_bans_the_allow_list(host, lab_vars):
+def test_fail2ban_guards_ssh_but_never_bans_the_allow_list(host, lab_vars, lab_hosts):
     gateway = lab_vars["fleetlab_ssh_source"]
     with host.sudo():
         status = host.check_output("fail2ban-client status sshd")
@@ -190,7 +189,8 @@ def test_fail2ban_guards_ssh_but_never_bans_the_allow_list(host, lab_vars):
     # repeated failed logins from the operator's network (more than maxretry): fail2ban sees them
     # and ignores them, nothing is banned, SSH keeps working
     for _ in range(8):
-        subprocess.run(["ssh", "-p", str(_ssh_port(host)), "-o", "BatchMode=yes",
+        subprocess.run(["ssh", "-p", str(lab_hosts[host.backend.get_hostname()]["ansible_port"]),
+                        "-o", "BatchMode=yes",
                         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                         "-o", "PubkeyAuthentication=no", "-o", "ConnectTimeout=5",
                         "nosuchuser@127.0.0.1", "true"],
@@ -202,15 +202,6 @@ def test_fail2ban_guards_ssh_but_never_bans_the_allow_list(host, lab_vars):
     assert seen.rc == 0, "fail2ban did not see the failed logins from the allow-list"
     assert gateway not in status, status
     assert host.run("true").rc == 0
-
-
-def _ssh_port(host):
-    inventory = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
-    for group in inventory.values():
-        hosts = (group or {}).get("hosts") or {}
-        if host.backend.get_hostname() in hosts:
-            return hosts[host.backend.get_hostname()]["ansible_port"]
-    raise AssertionError("no ansible_port for " + host.backend.get_hostname())
 
 
 def test_rkhunter_has_its_baseline_and_runs_daily(host):

@@ -1,6 +1,5 @@
 """The monitoring scenario's hosts by role, and the lab archive's checksum as a user gives it."""
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,27 +19,23 @@ COLLECTOR = "mon"
 CLIENTS = ["mon13", "ex12", "ex13"]
 
 
+def lab_archive_sha256():
+    """sha256 of the lab archive that converge built and published on the lab's mirror."""
+    return hashlib.sha256(PUBLISHED.read_bytes()).hexdigest()
+
+
 def lab_checksums():
-    """node_exporter_checksums for the lab archive that converge built and published on the lab's
-    mirror, read from the file itself: what a user adds for an internal build (converge passes it
-    as a fact; a job that starts from the inventory alone gets it as an extra variable)."""
-    return {VERSION: {"amd64": hashlib.sha256(PUBLISHED.read_bytes()).hexdigest()}}
-
-
-def lab_addresses():
-    """Inventory name -> the host's address on the lab network (from the lab tool's inventory;
-    the air-gapped hosts have no default route)."""
-    inventory = json.loads((REPO / "inventories" / "lab" / f"{LAB}.yml").read_text().split("\n", 1)[1])
-    hosts = {}
-    for child in inventory["all"]["children"]["lab"]["children"].values():
-        for name, hostvars in child["hosts"].items():
-            hosts[name] = hostvars["fleetlab_address"]
-    return hosts
+    """node_exporter_checksums for the lab archive, read from the file itself: what a user adds
+    for an internal build (converge passes it as a fact; a job that starts from the inventory
+    alone gets it as an extra variable)."""
+    return {VERSION: {"amd64": lab_archive_sha256()}}
 
 
 @pytest.fixture(scope="session")
-def addresses():
-    return lab_addresses()
+def addresses(lab_hosts):
+    """Inventory name -> the host's address on the lab network (the air-gapped hosts have no
+    default route)."""
+    return {name: hostvars["fleetlab_address"] for name, hostvars in lab_hosts.items()}
 
 
 collector, clients = role_fixtures(COLLECTOR, CLIENTS)
