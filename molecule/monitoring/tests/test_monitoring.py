@@ -1,11 +1,12 @@
 """End-to-end outcomes: exporters behind TLS, basic auth and the firewall; Prometheus scraping them all."""
 import hashlib
+import ipaddress
 import json
 import re
 import time
 
 import pytest
-from conftest import ARCHIVE, LAB, PUBLISHED, REPO, VERSION
+from conftest import ARCHIVE, LAB, REPO, VERSION, lab_archive_sha256
 
 CA = "/etc/fleetforge/pki/ca.crt"
 SCRAPE_AUTH = "prometheus:lab-scrape-password"
@@ -101,7 +102,7 @@ def test_install_path_per_host(host, name):
 def test_archive_came_from_the_mirror_with_its_checksum(host, name):
     if name not in ARCHIVE_HOSTS:
         pytest.skip("installed from Debian's package")
-    digest = hashlib.sha256(PUBLISHED.read_bytes()).hexdigest()
+    digest = lab_archive_sha256()
     with host.sudo():
         cached = host.file(f"/var/cache/fleetforge/node_exporter/{ARCHIVE}")
         assert cached.sha256sum == digest
@@ -113,12 +114,36 @@ def test_archive_came_from_the_mirror_with_its_checksum(host, name):
 
 
 # ------------------------------------------------------------------ the firewall contract
+def admitted_ipv4(rule):
+    """Every IPv4 address an nft rule's `ip saddr` admits. nft prints the set as it stores it:
+    adjacent /32 elements merged into a prefix or a range (10.89.2.16/31, 10.89.2.17-10.89.2.19),
+    so which form shows depends on the addresses the lab handed out."""
+    match = re.search(r"ip saddr (\{ [^}]* \}|\S+)", rule)
+    assert match, rule
+    admitted = set()
+    for element in match.group(1).strip("{} ").split(","):
+        first, _, last = element.strip().partition("-")
+        if last:
+            low, high = int(ipaddress.IPv4Address(first)), int(ipaddress.IPv4Address(last))
+            admitted.update(str(ipaddress.IPv4Address(n)) for n in range(low, high + 1))
+        else:
+            admitted.update(str(address) for address in ipaddress.IPv4Network(first))
+    return admitted
+
+
+def test_admitted_ipv4_reads_every_form_nft_prints():
+    assert admitted_ipv4("ip saddr 10.0.0.16 tcp dport 9100 accept") == {"10.0.0.16"}
+    assert admitted_ipv4("ip saddr { 10.0.0.16/31 } tcp dport 9100 accept") == {"10.0.0.16", "10.0.0.17"}
+    assert admitted_ipv4("ip saddr { 10.0.0.17-10.0.0.19, 10.0.0.30 } tcp dport 9100 accept") == {
+        "10.0.0.17", "10.0.0.18", "10.0.0.19", "10.0.0.30"}
+
+
 def test_firewall_drop_in_is_loaded(host, addresses):
     with host.sudo():
         ruleset = host.check_output("nft list chain inet fleetforge input")
     rule = [line for line in ruleset.splitlines() if "tcp dport 9100 accept" in line]
     assert len(rule) == 1, ruleset
-    assert set(re.findall(r"[0-9]+(?:\.[0-9]+){3}", rule[0])) == {addresses[m] for m in MONITORING}
+    assert admitted_ipv4(rule[0]) == {addresses[m] for m in MONITORING}, rule[0]
 
 
 def test_only_monitoring_hosts_reach_the_exporters(host, name, addresses):
