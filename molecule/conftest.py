@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import testinfra
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parent.parent))
 
@@ -32,6 +33,25 @@ def lab_hosts():
     for group in _lab_inventory()["all"]["children"]["lab"]["children"].values():
         hosts.update(group["hosts"])
     return hosts
+
+
+@pytest.fixture(scope="session")
+def lab_host(lab_hosts):
+    """Inventory name -> testinfra host, reached through molecule's inventory the way the verifier
+    reaches it, built once per name: `lab_host("mon")`, or `lab_host("mon", sudo=True)` to run
+    every command as root (as the verifier's own `host` fixture does)."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    built = {}
+
+    def _get(name, *, sudo=False):
+        if name not in lab_hosts:
+            pytest.fail(f"lab_host: {name!r} is not a host of {_lab_inventory_path()} "
+                        f"(its hosts: {', '.join(sorted(lab_hosts))})", pytrace=False)
+        if (name, sudo) not in built:
+            built[name, sudo] = testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}",
+                                                   sudo=sudo)
+        return built[name, sudo]
+    return _get
 
 
 @pytest.fixture(scope="session")

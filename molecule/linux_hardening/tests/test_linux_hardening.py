@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import testinfra
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 
@@ -106,11 +105,10 @@ def test_journal_core_dumps_and_updates(host):
         host.file("/etc/apt/apt.conf.d/52fleetforge-unattended-upgrades").content_string
 
 
-def _peer(host):
+def _peer(host, lab_host):
     """The other lab host of the scenario: same network, outside the SSH allow-list."""
     name = host.backend.get_hostname()
-    other = next(n for n in ("debian12", "debian13") if n != name)
-    return testinfra.get_host(f"ansible://{other}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
+    return lab_host(next(n for n in ("debian12", "debian13") if n != name))
 
 
 def _address(host):
@@ -142,11 +140,11 @@ def test_firewall_is_loaded_in_the_hosts_own_network_namespace(host, lab_vars):
     assert facts["nft_usable"] is True, facts["nft_error"]
 
 
-def test_ssh_from_the_allow_list_and_nothing_else(host):
+def test_ssh_from_the_allow_list_and_nothing_else(host, lab_host):
     """SSH works through the gateway (this very connection); from the peer host on the same
     network, neither SSH nor a listening port outside the allow-list answers (dropped)."""
     assert host.run("true").rc == 0
-    address, peer = _address(host), _peer(host)
+    address, peer = _address(host), _peer(host, lab_host)
     with host.sudo():
         host.check_output("systemd-run --unit=fleetforge-test-listener --collect "
                           "python3 -m http.server 8081 --bind 0.0.0.0")

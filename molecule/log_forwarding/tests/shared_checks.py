@@ -1,34 +1,26 @@
 """Checks shared by the scenarios that run a log collector (molecule/log_forwarding, and
 molecule/monitoring, whose conftest puts this directory on sys.path): a line written on each client
 arrives in the collector's per-host file, a collector outage loses none; and the PLAY RECAP of a run."""
-import os
 import re
 import time
 import uuid
 
 import pytest
-import testinfra
 
 FLEET_DIR = "/var/log/fleet"
 PORT = 2514
 
 
-def lab_host(name):
-    """A scenario host, reached the way molecule's verifier reaches it."""
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
-
-
 def role_fixtures(collector_name, client_names):
-    """The session fixtures `collector` and `clients` ({name: host}) of a scenario's conftest:
-    `collector, clients = role_fixtures("mon", ["ex12", "ex13"])`."""
+    """The session fixtures `collector` and `clients` ({name: host}) of a scenario's conftest,
+    hosts that run every command as root: `collector, clients = role_fixtures("mon", ["ex12", "ex13"])`."""
     @pytest.fixture(scope="session")
-    def collector():
-        return lab_host(collector_name)
+    def collector(lab_host):
+        return lab_host(collector_name, sudo=True)
 
     @pytest.fixture(scope="session")
-    def clients():
-        return {name: lab_host(name) for name in client_names}
+    def clients(lab_host):
+        return {name: lab_host(name, sudo=True) for name in client_names}
 
     return collector, clients
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLIENTS, COLLECTOR
-from shared_checks import lab_host, recap
+from shared_checks import recap
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 ROLE_ONLY = Path(__file__).resolve().parent.parent / "bad_input.yml"
@@ -14,19 +14,24 @@ CONFIGS.update(dict.fromkeys(CLIENTS, "/etc/rsyslog.d/60-fleetforge-forward.conf
 TARGET = "lf-d13"
 
 
-def _state():
+def _state(target):
     """The target's forwarding rule and the time rsyslog last started, in one round trip."""
-    return lab_host(TARGET).check_output(
+    return target.check_output(
         f"sha256sum {CONFIGS[TARGET]}; systemctl show -p ActiveEnterTimestampMonotonic rsyslog")
 
 
 @pytest.fixture
-def before():
-    return _state()
+def target(clients):
+    return clients[TARGET]
 
 
-def _unchanged(before):
-    assert _state() == before, "the configuration changed or rsyslog restarted"
+@pytest.fixture
+def before(target):
+    return _state(target)
+
+
+def _unchanged(target, before):
+    assert _state(target) == before, "the configuration changed or rsyslog restarted"
 
 
 @pytest.mark.parametrize("extra, messages", [
@@ -42,13 +47,13 @@ def _unchanged(before):
     ({"log_forwarding_selector": "*.* @@elsewhere"},
      ["log_forwarding_selector must be one rsyslog selector"]),
 ], ids=["types", "no-collector", "missing-ca", "selector"])
-def test_bad_input_fails_before_any_change(run_playbook, before, extra, messages):
+def test_bad_input_fails_before_any_change(run_playbook, target, before, extra, messages):
     result = run_playbook(ROLE_ONLY, limit=TARGET, extra_vars=[json.dumps(extra)])
     assert result.returncode != 0
     for message in messages:
         assert message in result.text, result.text[-3000:]
     assert all(changed == 0 for changed, _ in recap(result).values()), recap(result)
-    _unchanged(before)
+    _unchanged(target, before)
 
 
 def test_check_mode_on_the_converged_fleet_reports_no_change(run_playbook):
@@ -57,11 +62,11 @@ def test_check_mode_on_the_converged_fleet_reports_no_change(run_playbook):
     assert recap(result) == dict.fromkeys(CONFIGS, (0, 0))
 
 
-def test_check_mode_shows_a_changed_setting_without_writing_it(run_playbook, before):
+def test_check_mode_shows_a_changed_setting_without_writing_it(run_playbook, target, before):
     result = run_playbook(CONVERGE, limit=TARGET, check=True,
                           extra_vars=[json.dumps({"log_forwarding_resume_interval": 30})])
     assert result.returncode == 0, result.text[-3000:]
     assert '- action.resumeInterval="10"' in result.text and '+ action.resumeInterval="30"' in result.text
     changed, failed = recap(result)[TARGET]
     assert changed >= 1 and failed == 0  # the rule, and the restart it would cause
-    _unchanged(before)
+    _unchanged(target, before)

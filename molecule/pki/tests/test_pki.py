@@ -4,22 +4,21 @@ import subprocess
 import textwrap
 
 import pytest
-import testinfra
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PKI = "/etc/fleetforge/pki"
 CA_DIR = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
 CONVERGE = os.path.join(os.path.dirname(__file__), "..", "converge.yml")
 
 
-def hosts():
-    return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}", sudo=True)
-            for name in ("pki12", "pki13")}
+@pytest.fixture(scope="module")
+def hosts(lab_host):
+    """The two hosts by inventory name, running every command as root."""
+    return {name: lab_host(name, sudo=True) for name in ("pki12", "pki13")}
 
 
 @pytest.mark.parametrize("name", ["pki12", "pki13"])
-def test_files_and_modes(name):
-    host = hosts()[name]
+def test_files_and_modes(hosts, name):
+    host = hosts[name]
     key = host.file(f"{PKI}/host.key")
     assert key.mode == 0o640 and key.user == "root" and key.group == "fleetpki"
     for crt in ("ca.crt", "host.crt"):
@@ -28,8 +27,8 @@ def test_files_and_modes(name):
     assert os.path.exists(ca_key) and not host.file(f"{PKI}/ca.key").exists
 
 
-def test_certificate_names_and_chain():
-    for name, host in hosts().items():
+def test_certificate_names_and_chain(hosts):
+    for name, host in hosts.items():
         pem = host.file(f"{PKI}/host.crt").content_string
         text = subprocess.run(["openssl", "x509", "-noout", "-text"], input=pem, text=True,
                               capture_output=True, check=True).stdout
@@ -76,9 +75,8 @@ def _handshake(server, client, address, name):
     return client.run(f"python3 /tmp/cli.py {address} {name}")
 
 
-def test_tls_between_hosts_checks_ca_and_name():
-    found = hosts()
-    server, client = found["pki13"], found["pki12"]
+def test_tls_between_hosts_checks_ca_and_name(hosts):
+    server, client = hosts["pki13"], hosts["pki12"]
     address = _address(server)
     ok = _handshake(server, client, address, "pki13")
     assert ok.rc == 0 and "hello from pki13" in ok.stdout, ok.stderr
@@ -89,10 +87,10 @@ def test_tls_between_hosts_checks_ca_and_name():
 NEW_NAME = '{"pki_host_sans": ["metrics.example.internal"]}'
 
 
-def test_new_name_reissues_the_certificate(run_playbook):
+def test_new_name_reissues_the_certificate(run_playbook, hosts):
     first = run_playbook(CONVERGE, limit="pki12", extra_vars=[NEW_NAME])
     assert first.returncode == 0, first.text
-    pem = hosts()["pki12"].file(f"{PKI}/host.crt").content_string
+    pem = hosts["pki12"].file(f"{PKI}/host.crt").content_string
     text = subprocess.run(["openssl", "x509", "-noout", "-text"], input=pem, text=True,
                           capture_output=True, check=True).stdout
     assert "DNS:metrics.example.internal" in text

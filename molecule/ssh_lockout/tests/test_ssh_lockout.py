@@ -5,13 +5,10 @@ host: the run failed with a message naming what refused the user, the drop-in on
 still the last good one, and fleetadmin can still log in over SSH with its key and become root.
 """
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
 
 CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 DROPIN = "/etc/ssh/sshd_config.d/00-fleetforge.conf"
@@ -59,11 +56,10 @@ def admin_can_log_in_and_sudo(host, lab_vars):
 
 
 @pytest.fixture(scope="module")
-def runs(run_playbook):
+def runs(run_playbook, lab_hosts, lab_host):
     """Run each bad case once on all hosts; before the first, note every host's last good drop-in."""
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    for name in AnsibleRunner(inventory).get_hosts("all"):
-        other = testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
+    for name in lab_hosts:
+        other = lab_host(name)
         GOOD[name] = dropin_sha(other)
         with other.sudo():
             LOG_LINES[name] = len(other.run(f"cat {ROLLBACK_LOG}").stdout.splitlines())
