@@ -285,6 +285,7 @@ def run_stage(name, func, capture):
         log = (LOG_DIR / f"{name}.log").open("w", encoding="utf-8")
         _CURRENT.log = log
     else:
+        (LOG_DIR / f"{name}.log").unlink(missing_ok=True)  # not an older run's log in the summary
         print(f"\n=== stage {name} ===", flush=True)
     try:
         func()
@@ -381,8 +382,12 @@ def main(argv=None):
     print(f"| total | {'ok' if all(r[1] == 'ok' for r in results) else 'FAILED'} | {total:.0f} |")
     failed = [r[0] for r in results if r[1] != "ok"]
     for name in failed:
-        print(f"\n{name}: why it failed (whole log in {LOG_DIR.relative_to(REPO)}/{name}.log)")
-        for line in failure_lines(LOG_DIR / f"{name}.log"):
+        log = LOG_DIR / f"{name}.log"
+        if not log.exists():  # streamed: its output is above, under "=== stage {name} ==="
+            print(f"\n{name}: why it failed is in its output above (=== stage {name} ===)")
+            continue
+        print(f"\n{name}: why it failed (whole log in {log.relative_to(REPO)})")
+        for line in failure_lines(log):
             print(f"  {line}")
     print(f"\nstages: {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
     return 1 if failed else 0
