@@ -228,6 +228,7 @@ def counts(stdout_list):
 
 
 SCENARIOS = [("list", False, "--list"), ("graph", False, "--graph"), ("cache hit", True, "--graph")]
+READERS = re.compile(r"pages read by them: (\d+) \(([0-9.]+) s CPU, (\d+) MiB peak RSS")
 FETCH = re.compile(r"fetched (\d+) scope\(s\) in ([0-9.]+) s \(([0-9.]+) s CPU\)")
 
 
@@ -303,10 +304,13 @@ def report(args, regions, listings, results):
 
 
 def fetch_seconds(path):
-    """(wall, CPU) seconds of our fetch, from the plugin's -vvv line."""
+    """(wall, CPU) seconds of our fetch, the pages its page reader processes read and their
+    peak RSS (MiB, added up), from the plugin's -vvv lines."""
     _, _, stdout, stderr = run_inventory(path, "-vvv")
     match = FETCH.search(stdout + stderr)
-    return float(match.group(2)), float(match.group(3))
+    readers = READERS.search(stdout + stderr)
+    return (float(match.group(2)), float(match.group(3)),
+            int(readers.group(1)) if readers else 0, int(readers.group(3)) if readers else 0)
 
 
 def latency_check(paths, replay, regions, workdir, latency_ms, runs):
@@ -324,16 +328,20 @@ def latency_check(paths, replay, regions, workdir, latency_ms, runs):
         path = workdir / f"single-{region}.fleet_ec2.yml"
         path.write_text(json.dumps(dict(single, regions=[region])))
         region_paths[region] = path
+    in_threads = workdir / "all-in-threads.fleet_ec2.yml"  # the A/B: no page reader processes
+    in_threads.write_text(json.dumps(dict(single, parse_workers=0)))
     per_region = {region: [] for region in regions}
-    whole = []
+    whole, whole_in_threads = [], []
     for run in range(runs):
         for region in regions:
             per_region[region].append(fetch_seconds(region_paths[region]))
         whole.append(fetch_seconds(paths[("fleet", False)]))
+        whole_in_threads.append(fetch_seconds(in_threads))
         slowest_now = max(values[-1][0] for values in per_region.values())
         print(f"  latency run {run + 1}/{runs}: all regions {whole[-1][0]:.2f} s "
-              f"({whole[-1][1]:.2f} s CPU), slowest single {slowest_now:.2f} s "
-              f"({load_average()})", flush=True)
+              f"({whole[-1][1]:.2f} s CPU, {whole[-1][2]} pages read by helper processes), "
+              f"with parse_workers 0 {whole_in_threads[-1][0]:.2f} s, slowest single "
+              f"{slowest_now:.2f} s ({load_average()})", flush=True)
     medians = {region: statistics.median(v[0] for v in values)
                for region, values in per_region.items()}
     cpu_single = statistics.median(v[1] for values in per_region.values() for v in values)
@@ -345,7 +353,12 @@ def latency_check(paths, replay, regions, workdir, latency_ms, runs):
           f"({median / slowest:.2f}x); all-region runs: "
           + ", ".join(f"{value[0]:.2f}" for value in whole)
           + f"\nfetch CPU (median): one region {cpu_single:.2f} s, all {len(regions)} regions "
-          f"{cpu_whole:.2f} s")
+          f"{cpu_whole:.2f} s (the parent process; helper processes not counted)"
+          f"\npage reader processes: {statistics.median(v[3] for v in whole)} MiB peak RSS "
+          f"together (median)"
+          f"\nA/B, all regions with parse_workers 0 (pages read in the threads): "
+          f"{statistics.median(v[0] for v in whole_in_threads):.2f} s "
+          f"({statistics.median(v[0] for v in whole_in_threads) / slowest:.2f}x)")
 
 
 def main(argv=None):

@@ -20,6 +20,9 @@ description:
   - DescribeInstances answers are read by a C XML parser that copies only the documented host
     variable fields (botocore's own parser spent about ten times the CPU, which serialised the
     regions fetched in parallel); botocore still signs, sends and retries every request.
+  - When several regions or accounts are listed, the answers are read in helper processes on
+    the other CPU cores (see O(parse_workers)), so that regions answering together do not queue
+    behind each other for the interpreter.
 requirements:
   - boto3 >= 1.28.0
   - botocore >= 1.31.0
@@ -99,6 +102,18 @@ options:
       - With O(ssm_connection), the S3 bucket the aws_ssm connection transfers files through
         (C(ansible_aws_ssm_bucket_name)).
     type: str
+  parse_workers:
+    description:
+      - How many helper processes read DescribeInstances answers while the threads wait for the
+        network. Each is the controller's own Python started with C(-I -S), loading only the
+        standard library and this collection's XML reader; they live for one fetch.
+      - Unset (the default) means one per CPU core this process may use, at most 4 and at most
+        one per thread (O(max_workers), regions times accounts); none on a single core, and
+        none whenever only one thread fetches (a single region, or O(max_workers=1)).
+      - V(0) reads every answer in the thread that received it.
+      - Whatever goes wrong with a helper (it cannot start, dies, is slower than 30 s) retires
+        it and the page is read in the thread instead; results never differ.
+    type: int
 notes:
   - Host variables (before O(hostvars_prefix)) are C(instance_id), C(instance_type), C(image_id),
     C(architecture), C(platform) (V(linux) when AWS reports none), C(launch_time) (ISO 8601),
@@ -141,13 +156,19 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/fleet-inventory
 """
 
+import contextlib
+
 from ansible.errors import AnsibleError
+from ansible.utils.display import Display
+from ansible_collections.fleetforge.fleet.plugins.plugin_utils import page_readers
 from ansible_collections.fleetforge.fleet.plugins.plugin_utils.inventory import (
     FleetInventoryBase,
     HostRecord,
     Scope,
     ScopeError,
 )
+
+display = Display()
 
 HOSTNAME_SOURCES = {
     "instance-id": "InstanceId",
@@ -333,6 +354,10 @@ class InventoryModule(FleetInventoryBase):
         self._roles = roles
         if self.get_option("max_workers") < 1:
             raise AnsibleError("max_workers must be at least 1")
+        parse_workers = self.get_option("parse_workers")
+        if parse_workers is not None and parse_workers < 0:
+            raise AnsibleError("parse_workers must be 0 (read answers in the threads) or more, "
+                               "got %d" % parse_workers)
 
     def _describe_error(self, exc):
         return _aws().describe_aws_error(exc)
@@ -379,6 +404,45 @@ class InventoryModule(FleetInventoryBase):
                     else region
                 scopes.append(Scope(scope_label, (account, region)))
         return scopes, failures
+
+    def _parse_workers(self, threads):
+        """How many page reader processes a fetch with this many threads gets."""
+        wanted = self.get_option("parse_workers")
+        if wanted is None:
+            wanted = min(4, page_readers.available_cpus())
+            if wanted < 2:
+                return 0
+        return min(wanted, threads) if threads > 1 else 0
+
+    @contextlib.contextmanager
+    def _fetching(self, scopes):
+        """Helper processes that read the pages of all scopes, when more than one is listed."""
+        threads = min(int(self.get_option("max_workers")), len(scopes))
+        workers = self._parse_workers(threads)
+        if not workers:
+            yield
+            return
+        aws = _aws()
+        # started once every thread has sent its first request: not while they prepare them,
+        # and still a round trip before the first page can arrive
+        readers = page_readers.PageReaders(aws.parse_describe_instances, workers,
+                                           start_after=threads)
+        accounts = {id(scope.data[0]): scope.data[0] for scope in scopes}.values()
+        for account in accounts:
+            account.page_reader = readers
+        try:
+            yield
+        finally:
+            for account in accounts:
+                account.page_reader = None
+            started = readers.children
+            readers.close()
+            display.vvv("%s: %d page reader process(es) of %d wanted; pages read by them: %d "
+                        "(%.3f s CPU, %d MiB peak RSS together), in the threads: %d%s" % (
+                            self.NAME, started, workers, readers.pages_by_children,
+                            readers.cpu_seconds, readers.peak_rss_kib // 1024,
+                            readers.pages_in_thread,
+                            "".join("; " + note for note in readers.notes)))
 
     # -------------------------------------------------------------- one scope
     def _instances(self, client, filters):

@@ -16,6 +16,7 @@ retries and reports errors; see ``fast_describe_instances``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 
 try:
@@ -116,11 +117,14 @@ _EMPTY_DESCRIBE_INSTANCES = (b'<?xml version="1.0" encoding="UTF-8"?>'
                              b'</DescribeInstancesResponse>')
 
 
-def fast_describe_instances(response_dict=None, customized_response_dict=None, **kwargs):
+def fast_describe_instances(response_dict=None, customized_response_dict=None,
+                            read=parse_describe_instances, **kwargs):
     """botocore ``before-parse.ec2.DescribeInstances`` handler: read the page with ec2_xml.
 
-    The instances found go into ``customized_response_dict`` (botocore merges it into its
-    parsed answer) and botocore is left an empty answer to parse. Anything unexpected (an
+    ``read`` is ``parse_describe_instances`` or a function giving the same result (the
+    account's ``read_page``, which may hand the page to a helper process). The instances found
+    go into ``customized_response_dict`` (botocore merges it into its parsed answer) and
+    botocore is left an empty answer to parse. Anything unexpected (an
     error status, another protocol, a botocore without ``customized_response_dict``) is left
     to botocore untouched, so the result is the same, only slower.
     """
@@ -130,7 +134,7 @@ def fast_describe_instances(response_dict=None, customized_response_dict=None, *
     if response_dict.get("status_code") != 200 or not isinstance(body, bytes):
         return
     try:
-        page = parse_describe_instances(body)
+        page = read(body)
     except NotDescribeInstances:
         return
     customized_response_dict.update(page)
@@ -170,7 +174,14 @@ def first_request_in_turn():
 
 
 class AwsAccount:
-    """One account's boto3 session and its clients, shared by worker threads."""
+    """One account's boto3 session and its clients, shared by worker threads.
+
+    ``page_reader``: while set (a ``page_readers.PageReaders`` during a fetch), DescribeInstances
+    pages are read through it (otherwise in the calling thread) and it is told of every request
+    sent (its processes start once the first requests are out).
+    """
+
+    page_reader = None
 
     def __init__(self, session, config, endpoint_url=None, label=None, account_id=None):
         self.session = session
@@ -210,12 +221,26 @@ class AwsAccount:
                                              endpoint_url=self.endpoint_url)
                 client.meta.events.register("before-send", _end_turn,
                                             unique_id="fleetforge-end-turn")
+                client.meta.events.register("before-send", self._request_sent,
+                                            unique_id="fleetforge-request-sent")
                 if service == "ec2":
-                    client.meta.events.register("before-parse.ec2.DescribeInstances",
-                                                fast_describe_instances,
-                                                unique_id="fleetforge-fast-describe-instances")
+                    client.meta.events.register(
+                        "before-parse.ec2.DescribeInstances",
+                        functools.partial(fast_describe_instances, read=self.read_page),
+                        unique_id="fleetforge-fast-describe-instances")
                 self._clients[key] = client
             return client
+
+    def _request_sent(self, **kwargs):
+        """botocore ``before-send`` handler: the page reader processes start after N requests."""
+        reader = self.page_reader
+        if reader is not None:
+            reader.request_sent()
+
+    def read_page(self, body):
+        """A DescribeInstances page read by ``page_reader`` when one is set, else here."""
+        reader = self.page_reader
+        return reader.read(body) if reader is not None else parse_describe_instances(body)
 
     def assume(self, role_arn, session_name="fleetforge-inventory", external_id=None):
         """A new AwsAccount for the role; the role's account id comes from its ARN."""

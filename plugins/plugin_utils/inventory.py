@@ -14,6 +14,7 @@ A cloud plugin subclasses it and implements:
 
 * ``_scopes()``: the list of :class:`Scope` to query (may itself call the cloud);
 * ``_fetch(scope)``: the raw instances of one scope (runs in a worker thread);
+* optionally ``_fetching(scopes)``: a context manager around all the ``_fetch`` calls;
 * ``_to_record(raw, scope)``: a pure function from one instance to a :class:`HostRecord`.
 """
 
@@ -331,6 +332,10 @@ class FleetInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
     def _fetch(self, scope):
         raise NotImplementedError
 
+    def _fetching(self, scopes):
+        """Context manager around the parallel _fetch calls (helpers they share); none here."""
+        return contextlib.nullcontext()
+
     def _to_record(self, raw, scope):
         raise NotImplementedError
 
@@ -434,7 +439,8 @@ class FleetInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
             scopes, scope_failures = scopes
             failures.extend(scope_failures)
         started, cpu_started = time.monotonic(), time.process_time()
-        outcomes = self._run_pool(self._fetch, scopes)
+        with self._fetching(scopes):
+            outcomes = self._run_pool(self._fetch, scopes)
         display.vvv("%s: fetched %d scope(s) in %.3f s (%.3f s CPU)" % (
             self.NAME, len(outcomes), time.monotonic() - started,
             time.process_time() - cpu_started))

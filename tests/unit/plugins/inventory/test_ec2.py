@@ -252,6 +252,49 @@ def test_regions_are_queried_in_parallel_up_to_max_workers(fleet, inventory_file
     assert proxy.most_in_flight == workers
 
 
+@pytest.fixture
+def started_readers(monkeypatch):
+    """Every PageReaders the plugin starts, kept for the test to inspect."""
+    import importlib
+    module = importlib.import_module(
+        "ansible_collections.fleetforge.fleet.plugins.plugin_utils.page_readers")
+    started = []
+
+    class Recorded(module.PageReaders):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(module, "PageReaders", Recorded)
+    monkeypatch.setattr(module, "available_cpus", lambda: 4)
+    return started
+
+
+def test_helper_processes_read_the_pages_of_several_regions(fleet, big_region, inventory_file,
+                                                            proxy, started_readers):
+    regions = ["us-east-1", "eu-west-1", BIG_REGION]
+    in_threads = hostvars(parse(inventory_file(regions=regions, parse_workers=0)))
+    assert started_readers == []
+    pages = proxy.count("DescribeInstances")
+    # the processes start once the first requests are out; a round trip of 1 s gives them time
+    proxy.delay = 1.0
+    by_children = hostvars(parse(inventory_file(regions=regions)))  # default: one per CPU
+    assert by_children == in_threads and len(by_children) > 1010
+    readers, = started_readers
+    assert readers.pages_by_children == proxy.count("DescribeInstances") - pages >= 4
+    assert readers.pages_in_thread == 0 and readers.notes == []
+    assert readers.children == 0  # stopped once the fetch is over
+    parse(inventory_file(regions=regions, parse_workers=1))
+    assert len(started_readers) == 2 and started_readers[-1].pages_by_children >= 4
+    parse(inventory_file(regions=regions, max_workers=1))  # one thread: nothing to overlap
+    assert len(started_readers) == 2
+
+
+def test_one_region_is_read_in_its_thread(fleet, inventory_file, started_readers):
+    parse(inventory_file(regions=["us-east-1"], parse_workers=4))
+    assert started_readers == []
+
+
 def test_garbage_collector_is_paused_while_listing_and_restored(
         fleet, inventory_file, proxy, monkeypatch):
     plugin_class = type(load_plugin())
@@ -339,6 +382,8 @@ def test_cache_hit_makes_no_api_call(fleet, inventory_file, proxy, tmp_path):
     ({"hostnames": ["hostname-of-doom"]}, "unknown source 'hostname-of-doom'"),
     ({"assume_roles": ["not-an-arn"]}, "assume_roles: each entry must be a role ARN"),
     ({"include_filters": ["tag:Env"]}, "include_filters"),
+    ({"parse_workers": -1}, "parse_workers must be 0"),
+    ({"parse_workers": "many"}, "parse_workers"),
 ])
 def test_bad_input_is_one_clear_error(options, cause, inventory_file, fleet, tmp_path):
     cache_dir = tmp_path / "cache"

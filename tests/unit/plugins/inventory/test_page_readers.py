@@ -1,0 +1,175 @@
+"""Helper processes read DescribeInstances pages exactly as the calling thread would."""
+from __future__ import annotations
+
+import gc
+import importlib.util
+import io
+import marshal
+import sys
+import threading
+
+import aws_lab  # tests/unit/plugins/inventory, put on sys.path by conftest
+import pytest
+from ansible_collections.fleetforge.fleet.plugins.plugin_utils import page_readers
+from ansible_collections.fleetforge.fleet.plugins.plugin_utils.ec2_xml import (
+    NotDescribeInstances,
+    parse_describe_instances,
+)
+from conftest import BIG_REGION
+
+boto3 = pytest.importorskip("boto3")
+
+
+@pytest.fixture(scope="module")
+def pages(moto, big_region):
+    """The raw XML bodies of moto's DescribeInstances pages for a region of 1,010 instances."""
+    bodies = []
+    client = aws_lab.account_client(boto3, moto.url, "ec2", BIG_REGION)
+    client.meta.events.register("before-parse.ec2.DescribeInstances",
+                                lambda response_dict, **kwargs: bodies.append(response_dict["body"]))
+    for _page in client.get_paginator("describe_instances").paginate():
+        pass
+    assert len(bodies) >= 2
+    return bodies
+
+
+def _reader_module(tmp_path, name, source):
+    """A reader in a module of its own (a child loads the reader's module from its file)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_children_read_every_page_like_the_thread(pages):
+    with page_readers.PageReaders(parse_describe_instances, 2) as readers:
+        assert readers.children == 2
+        for body in pages:
+            assert readers.read(body) == parse_describe_instances(body)
+    assert readers.pages_by_children == len(pages) and readers.pages_in_thread == 0
+    assert readers.notes == []
+
+
+def test_threads_share_the_children(pages):
+    bodies = (pages * 4)[:8]
+    results = [None] * len(bodies)
+    with page_readers.PageReaders(parse_describe_instances, 2) as readers:
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, readers.read(bodies[i])))
+                   for i in range(len(bodies))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert results == [parse_describe_instances(body) for body in bodies]
+    assert readers.pages_by_children == len(bodies)
+
+
+def test_children_start_after_the_requests_and_pages_meanwhile_are_read_here(pages):
+    with page_readers.PageReaders(parse_describe_instances, 2, start_after=3) as readers:
+        readers.request_sent()
+        readers.request_sent()
+        assert readers.read(pages[0]) == parse_describe_instances(pages[0])
+        assert readers.children == 0 and readers.pages_in_thread == 1
+        readers.request_sent()  # the third: the background thread starts them
+        readers._starter.join(30)
+        assert readers.children == 2
+        assert readers.read(pages[1]) == parse_describe_instances(pages[1])
+        readers.request_sent()  # later requests change nothing
+    assert readers.pages_by_children == 1 and readers.pages_in_thread == 1
+    assert readers.notes == []
+
+
+def test_closing_before_the_start_starts_nothing(pages):
+    readers = page_readers.PageReaders(parse_describe_instances, 2, start_after=8)
+    readers.close()
+    assert not readers._starter.is_alive() and readers.children == 0
+    assert readers.read(pages[0]) == parse_describe_instances(pages[0])
+
+
+def test_close_stops_every_child(pages):
+    readers = page_readers.PageReaders(parse_describe_instances, 3)
+    processes = [child.process for child in readers._all]
+    readers.read(pages[0])
+    readers.close()
+    assert len(processes) == 3 and all(process.returncode == 0 for process in processes)
+    assert readers.children == 0
+    # what they used, for the -vvv line: each is a Python process of at least a few MiB
+    assert readers.cpu_seconds > 0 and readers.peak_rss_kib > 3 * 2048
+    readers.read(pages[0])  # after close: the calling thread reads
+    assert readers.pages_in_thread == 1
+
+
+def test_the_readers_error_is_the_callers_error():
+    with page_readers.PageReaders(parse_describe_instances, 1) as readers:
+        with pytest.raises(NotDescribeInstances):
+            readers.read(b"<Response><Errors/></Response>")
+        with pytest.raises(NotDescribeInstances):
+            readers.read(b"not xml at all")
+        assert readers.children == 1  # a reader error is not the child's fault
+    assert readers.pages_by_children == 0 and readers.pages_in_thread == 2
+
+
+def test_a_dead_child_is_retired_and_the_page_still_read(pages):
+    with page_readers.PageReaders(parse_describe_instances, 2) as readers:
+        victim = readers._idle[-1]  # the next one taken
+        victim.process.kill()
+        victim.process.wait()
+        assert readers.read(pages[0]) == parse_describe_instances(pages[0])
+        assert readers.children == 1 and readers.pages_in_thread == 1
+        assert len(readers.notes) == 1 and "retired" in readers.notes[0]
+        assert readers.read(pages[1]) == parse_describe_instances(pages[1])
+        assert readers.pages_by_children == 1
+
+
+def test_a_slow_child_is_retired_after_the_timeout(tmp_path):
+    module = _reader_module(tmp_path, "fleet_slow_reader",
+                            "import os, time\n"
+                            "def read(body):\n"
+                            "    if os.environ.get('FLEET_IN_CHILD') is None:\n"
+                            "        return {'read': 'in the thread'}\n"
+                            "    time.sleep(30)\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLEET_IN_CHILD", "1")
+        readers = page_readers.PageReaders(module.read, 1, timeout=1.0)
+    with readers:
+        assert readers.read(b"page") == {"read": "in the thread"}
+        assert readers.children == 0 and "time limit" in readers.notes[0]
+    assert readers.pages_in_thread == 1
+
+
+def test_a_child_that_cannot_start_leaves_the_thread_to_read(monkeypatch, pages):
+    monkeypatch.setattr(page_readers.sys, "executable", "")
+    with page_readers.PageReaders(parse_describe_instances, 2) as readers:
+        assert readers.children == 0 and readers.notes
+        assert readers.read(pages[0]) == parse_describe_instances(pages[0])
+    assert readers.pages_in_thread == 1
+
+
+def test_the_child_program_answers_frames():
+    """The child's loop itself, in this process on in-memory streams: a page, a reader error,
+    then the end of its input."""
+    namespace = {"__name__": "not_main"}
+    exec(page_readers.CHILD_CODE, namespace)
+    body = b"<x/>"
+    frames = page_readers.HEADER.pack(b"P", len(body)) + body
+    frames += page_readers.HEADER.pack(b"P", 3) + b"bad"
+    out = io.BytesIO()
+
+    def reader(data):
+        if data == b"bad":
+            raise ValueError("cannot read")
+        return {"length": len(data)}
+
+    namespace["serve"](reader, io.BytesIO(frames), out)
+    assert gc.isenabled()  # the child's settings stay in the child's __main__
+    answers = out.getvalue()
+    kind, size = page_readers.HEADER.unpack_from(answers)
+    assert kind == b"O"
+    assert marshal.loads(answers[page_readers.HEADER.size:page_readers.HEADER.size + size]) == \
+        {"length": 4}
+    rest = answers[page_readers.HEADER.size + size:]
+    kind, size = page_readers.HEADER.unpack_from(rest)
+    assert kind == b"E" and rest[page_readers.HEADER.size:] == b"ValueError: cannot read"
