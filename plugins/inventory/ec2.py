@@ -110,7 +110,8 @@ options:
       - Unset (the default) means one per CPU core this process may use, at most 4 and at most
         one per thread (O(max_workers), regions times accounts); none on a single core, and
         none whenever only one thread fetches (a single region, or O(max_workers=1)).
-      - V(0) reads every answer in the thread that received it.
+      - V(0) reads every answer in the thread that received it. A number is also capped at one
+        per thread.
       - Whatever goes wrong with a helper (it cannot start, dies, is slower than 30 s) retires
         it and the page is read in the thread instead; results never differ.
     type: int
