@@ -11,7 +11,8 @@ Starts a fresh lab host (tools/fleetlab.py), installs Debian's `lynis` on it, th
    timing each run: the first run hardens, the second is the no-op re-run;
 3. Lynis and ssh-audit again.
 
-Prints wall time, module executions and changed tasks per run, the Lynis hardening index before
+Prints wall time, module executions and changed tasks per run, its slowest tasks (from
+ansible.posix.profile_tasks), the Lynis hardening index before
 and after, and ssh-audit's fail/warn counts per category (kex, host keys, ciphers, MACs); writes
 the figures as JSON under bench/results/ (not committed). This is a benchmark, not a test: the
 deterministic part (module executions of the no-op run) is asserted by molecule/harden_count.
@@ -31,6 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 RESULTS = REPO / "bench" / "results"
 SSH_AUDIT_CATEGORIES = ("kex", "key", "enc", "mac")
+# a line of profile_tasks' summary: "role : task name ------------- 12.34s"
+PROFILE_LINE = re.compile(r"^(\S.*?) -{2,} (\d+\.\d+)s$", re.MULTILINE)
 
 
 def log(text):
@@ -113,7 +116,8 @@ def converge(lab, label):
     env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
            "ANSIBLE_COLLECTIONS_PATH": f"{REPO / '.build/collections'}:"
                                        f"{REPO / '.venv/lib/python3.11/site-packages'}",
-           "ANSIBLE_CALLBACKS_ENABLED": "fleetforge.fleet.module_counter",
+           "ANSIBLE_CALLBACKS_ENABLED": "fleetforge.fleet.module_counter,ansible.posix.profile_tasks",
+           "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "8",
            "FLEET_MODULE_COUNTER_OUTPUT": str(out)}
     started = time.monotonic()
     extra = json.dumps({"linux_hardening_ssh_allowed_networks": lab.ssh_networks})
@@ -126,7 +130,15 @@ def converge(lab, label):
     figures = json.loads(out.read_text())
     host = figures["hosts"]["h1"]
     return {"wall_seconds": round(wall, 1), "executions": host["executions"],
-            "delegated": host["delegated"], "changed": host["changed"]}
+            "delegated": host["delegated"], "changed": host["changed"],
+            "slowest_tasks": slowest_tasks(proc.stdout)}
+
+
+def slowest_tasks(output):
+    """[(task, seconds)] from ansible.posix.profile_tasks' summary at the end of a run."""
+    recap = output.rsplit("PLAY RECAP", 1)[-1]
+    return [(match.group(1).strip(), float(match.group(2)))
+            for match in PROFILE_LINE.finditer(recap)]
 
 
 def format_ssh_audit(counts):
@@ -172,12 +184,21 @@ def main(argv=None):
             lab.down()
     path = RESULTS / f"harden-{args.distro}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
+    report(args, result, path)
+    return 0 if result["reachable_after"] else 1
+
+
+def report(args, result, path):
     print(f"\nplaybooks/harden.yml on one fresh {args.distro} lab host (h1)")
     print(f"{'run':<8} {'wall s':>8} {'module executions':>18} {'delegated':>10} {'changed':>8}")
     for label in ("first_run", "second_run"):
         row = result[label]
         print(f"{label.split('_')[0]:<8} {row['wall_seconds']:>8.1f} {row['executions']:>18} "
               f"{row['delegated']:>10} {row['changed']:>8}")
+    for label in ("first_run", "second_run"):
+        print(f"slowest tasks of the {label.split('_')[0]} run (ansible.posix.profile_tasks):")
+        for task, seconds in result[label]["slowest_tasks"]:
+            print(f"  {seconds:7.1f} s  {task}")
     if "lynis_before" in result:
         print(f"Lynis {result['lynis_version']} hardening index: before {result['lynis_before']}, "
               f"after {result['lynis_after']}")
@@ -190,7 +211,6 @@ def main(argv=None):
                     print(f"  after, {cat} {level}: {', '.join(algorithms)}")
     print(f"SSH login after hardening: {'ok' if result['reachable_after'] else 'REFUSED'}")
     print(f"figures written to {path.relative_to(REPO)}")
-    return 0 if result["reachable_after"] else 1
 
 
 if __name__ == "__main__":
