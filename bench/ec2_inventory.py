@@ -347,6 +347,7 @@ def latency_check(paths, replay, regions, workdir, latency_ms, runs):
     cpu_single = statistics.median(v[1] for values in per_region.values() for v in values)
     slowest = max(medians.values())
     median = statistics.median(v[0] for v in whole)
+    median_in_threads = statistics.median(v[0] for v in whole_in_threads)
     cpu_whole = statistics.median(v[1] for v in whole)
     print(f"\nwith {latency_ms} ms per request ({runs} runs): slowest single region fetch "
           f"(median) {slowest:.2f} s, all {len(regions)} regions {median:.2f} s "
@@ -357,8 +358,7 @@ def latency_check(paths, replay, regions, workdir, latency_ms, runs):
           f"\npage reader processes: {statistics.median(v[3] for v in whole)} MiB peak RSS "
           f"together (median)"
           f"\nA/B, all regions with parse_workers 0 (pages read in the threads): "
-          f"{statistics.median(v[0] for v in whole_in_threads):.2f} s "
-          f"({statistics.median(v[0] for v in whole_in_threads) / slowest:.2f}x)")
+          f"{median_in_threads:.2f} s ({median_in_threads / slowest:.2f}x)")
 
 
 def main(argv=None):

@@ -418,7 +418,7 @@ class InventoryModule(FleetInventoryBase):
     @contextlib.contextmanager
     def _fetching(self, scopes):
         """Helper processes that read the pages of all scopes, when more than one is listed."""
-        threads = min(int(self.get_option("max_workers")), len(scopes))
+        threads = self._threads_for(scopes)
         workers = self._parse_workers(threads)
         if not workers:
             yield

@@ -402,6 +402,10 @@ class FleetInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         return cached
 
     # -------------------------------------------------------------- fetch
+    def _threads_for(self, items):
+        """How many threads _run_pool uses for these items: max_workers, at most one per item."""
+        return max(1, min(int(self.get_option("max_workers")), len(items)))
+
     def _run_pool(self, func, items):
         """Call func(item) for every item with at most max_workers threads.
 
@@ -410,7 +414,7 @@ class FleetInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         """
         if not items:
             return []
-        workers = max(1, min(int(self.get_option("max_workers")), len(items)))
+        workers = self._threads_for(items)
 
         def guarded(item):
             try:

@@ -138,7 +138,8 @@ class _Child:
     def exchange(self, body, timeout):
         """(True, result) or (False, the reader's error text)."""
         deadline = time.monotonic() + timeout
-        _write_all(self.to_child, HEADER.pack(b"P", len(body)) + body, deadline)
+        _write_all(self.to_child, HEADER.pack(b"P", len(body)), deadline)
+        _write_all(self.to_child, body, deadline)  # not joined: that would copy the page again
         kind, size = HEADER.unpack(_read_exact(self.from_child, HEADER.size, deadline))
         payload = _read_exact(self.from_child, size, deadline)
         if kind == b"O":
