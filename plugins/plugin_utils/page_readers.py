@@ -42,7 +42,7 @@ HEADER = struct.Struct("!cI")
 # (under -I -S nothing but the standard library is importable), then serves pages until its
 # input closes.
 CHILD_CODE = """
-import gc, marshal, struct, sys
+import gc, marshal, os, struct, sys
 HEADER = struct.Struct(%r)
 
 
@@ -71,6 +71,7 @@ if __name__ == "__main__":
     with open(sys.argv[1], "rb") as module:
         exec(compile(module.read(), sys.argv[1], "exec"), namespace)
     serve(namespace[sys.argv[2]], sys.stdin.buffer, sys.stdout.buffer)
+    os._exit(0)  # every answer is written and flushed: nothing left to tear down
 """ % HEADER.format
 
 # 1 MiB pipes (Linux's default limit for unprivileged processes): a page crosses in one or two
@@ -162,15 +163,22 @@ class _Child:
             pass
         return 0
 
-    def stop(self):
+    def hang_up(self):
+        """Close both pipes: the child sees the end of its input and exits."""
         for stream in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
                 stream.close()
+
+    def reap(self, timeout=2):
         try:
-            self.process.wait(timeout=2)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def stop(self):
+        self.hang_up()
+        self.reap()
 
 
 class PageReaders:
@@ -315,8 +323,10 @@ class PageReaders:
             children, self._all, self._idle, self._alive = self._all, [], [], 0
             self._ready.notify_all()
         self.peak_rss_kib = sum(child.peak_rss_kib() for child in children)
+        for child in children:  # all at once: they exit in parallel
+            child.hang_up()
         for child in children:
-            child.stop()
+            child.reap()
         self.cpu_seconds = self._reaped_cpu() - self._children_cpu
 
     @staticmethod

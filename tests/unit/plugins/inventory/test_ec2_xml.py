@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.fleetforge.fleet.plugins.plugin_utils import aws
 from ansible_collections.fleetforge.fleet.plugins.plugin_utils.ec2_xml import (
     NotDescribeInstances,
+    drop_unread,
     iso_timestamp,
     parse_describe_instances,
 )
@@ -128,3 +129,29 @@ def test_namespaced_and_plain_answers_read_the_same():
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n' + root + "<reservationSet>" + item
                 + "</reservationSet></DescribeInstancesResponse>").encode()
         assert parse_describe_instances(body) == wanted, root
+
+
+UNREAD = (b"<item><instanceId>i-1</instanceId><blockDeviceMapping><item><deviceName>/dev/xvda"
+          b"</deviceName></item></blockDeviceMapping><metadataOptions><state>applied</state>"
+          b"</metadataOptions><networkInterfaceSet><item><privateIpAddress>10.9.9.9"
+          b"</privateIpAddress></item></networkInterfaceSet><privateIpAddress>10.0.0.1"
+          b"</privateIpAddress><tagSet><item><key>Name</key><value>%s</value></item></tagSet>"
+          b"</item>")
+
+
+@pytest.mark.parametrize("value", [b"web", b"hello!", b"a&amp;b"])
+def test_unread_parts_are_cut_before_parsing(value):
+    """The parts never read are cut out, also when a "!" appears elsewhere in the page."""
+    body = UNREAD % value
+    assert drop_unread(body) == (b"<item><instanceId>i-1</instanceId><privateIpAddress>10.0.0.1"
+                                 b"</privateIpAddress><tagSet><item><key>Name</key><value>"
+                                 + value + b"</value></item></tagSet></item>")
+
+
+@pytest.mark.parametrize("extra", [b"<!-- <blockDeviceMapping> -->", b"<![CDATA[<x>]]>",
+                                   b"<blockDeviceMapping><item>"])
+def test_pages_that_cannot_be_cut_safely_are_left_whole(extra):
+    """Comments and CDATA could hide a "<"; an unclosed part is not guessed at."""
+    body = (UNREAD % b"web").replace(b"<privateIpAddress>10.0.0.1", extra
+                                     + b"<privateIpAddress>10.0.0.1")
+    assert drop_unread(body) == body
