@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helper processes that read API answers on other CPU cores (standard library only).
 
-Reading a page of 500 EC2 instances costs about 25 ms of CPU even with a C XML parser, under
+Reading a page of 500 EC2 instances costs about 20 ms of CPU even with a C XML parser, under
 the GIL that the worker threads share: regions answering at about the same time queue their
 pages behind each other, and the whole fetch pays the sum. :class:`PageReaders` runs the
 same pure reader function (bytes in, plain data out) in a few child processes of the same
