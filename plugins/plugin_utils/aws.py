@@ -11,6 +11,11 @@ EC2 clients read DescribeInstances answers with ``ec2_xml`` (expat, only the fie
 inventory uses) instead of botocore's model-driven parser, which held the GIL for ~0.4 s per
 500 instances and serialised the regions fetched in parallel. botocore still signs, sends,
 retries and reports errors; see ``fast_describe_instances``.
+
+Clients are built from botocore's own service models with only the operations listed in
+``OPERATIONS`` (``OperationsLoader``): botocore makes a method for every operation of a model
+each time it creates a client, 811 for EC2, which cost ~12 ms per region and delayed every
+region's first request behind the clients of the regions before it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import threading
 try:
     import boto3
     import botocore
+    import botocore.loaders
+    import botocore.session
     from botocore.config import Config
     from botocore.exceptions import (
         BotoCoreError,
@@ -49,6 +56,87 @@ from ansible_collections.fleetforge.fleet.plugins.plugin_utils.inventory import 
 MIN_BOTO3 = "1.28.0"
 MIN_BOTOCORE = "1.31.0"
 DEFAULT_REGION = "us-east-1"
+
+# The operations these clients call, per service. Everything else is left out of the models the
+# clients are created from (a service or version without one of them keeps its whole model).
+OPERATIONS = {
+    "ec2": frozenset({"DescribeInstances", "DescribeRegions"}),
+    "ssm": frozenset({"DescribeInstanceInformation"}),
+}
+
+
+def _shapes_used(model, operations):
+    """Names of the shapes that the operations' input, output and errors reach."""
+    shapes = model.get("shapes", {})
+    pending = []
+    for name in operations:
+        operation = model["operations"][name]
+        pending.extend(operation[part]["shape"] for part in ("input", "output") if part in operation)
+        pending.extend(error["shape"] for error in operation.get("errors", ()))
+    used = set()
+    while pending:
+        name = pending.pop()
+        if name in used or name not in shapes:
+            continue
+        used.add(name)
+        nested = [shapes[name]]
+        while nested:  # member/key/value/members, whatever nests: every {"shape": ...} below
+            value = nested.pop()
+            if isinstance(value, dict):
+                if isinstance(value.get("shape"), str):
+                    pending.append(value["shape"])
+                nested.extend(value.values())
+            elif isinstance(value, list):
+                nested.extend(value)
+    return used
+
+
+def only_operations(model, operations):
+    """A copy of a botocore service model (``service-2``) with only ``operations`` and the
+    shapes they use; the model itself when it lacks one of them (botocore then reports it)."""
+    available = model.get("operations", {})
+    if not operations <= set(available):
+        return model
+    used = _shapes_used(model, operations)
+    return dict(model, operations={name: available[name] for name in operations},
+                shapes={name: shape for name, shape in model["shapes"].items() if name in used})
+
+
+class OperationsLoader:
+    """botocore's data loader, giving the services of ``OPERATIONS`` as ``only_operations``
+    models; everything else (paginators, endpoints, other services) passes through."""
+
+    def __init__(self, loader, operations=None):
+        self._loader = loader
+        self._operations = OPERATIONS if operations is None else operations
+        self._models = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def load_service_model(self, service_name, type_name, api_version=None):
+        model = self._loader.load_service_model(service_name, type_name, api_version)
+        operations = self._operations.get(service_name)
+        if type_name != "service-2" or not operations:
+            return model
+        with self._lock:  # the loader caches the model: the same object for the same version
+            key = (service_name, id(model))
+            if key not in self._models:
+                self._models[key] = (model, only_operations(model, operations))
+            return self._models[key][1]
+
+
+def new_session(**kwargs):
+    """A boto3 session whose clients are built from ``OperationsLoader`` models.
+
+    The loader is created when first used, from the session's ``data_path`` setting, as
+    botocore creates its own (after boto3 has set the profile)."""
+    core = botocore.session.Session()
+    core.lazy_register_component("data_loader", lambda: OperationsLoader(
+        botocore.loaders.create_loader(core.get_config_variable("data_path"))))
+    return boto3.session.Session(botocore_session=core, **kwargs)
+
 
 # error codes that mean "the configuration is wrong": the run fails
 FATAL_PREFIXES = ("InvalidParameter", "InvalidFilter", "MissingParameter", "ValidationError")
@@ -202,7 +290,7 @@ class AwsAccount:
             raise ScopeError("aws_access_key and aws_secret_key must be given together",
                              fatal=True)
         try:
-            session = boto3.session.Session(
+            session = new_session(
                 aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                 aws_session_token=session_token, profile_name=profile or None)
         except ProfileNotFound as exc:
@@ -249,7 +337,7 @@ class AwsAccount:
         if external_id:
             kwargs["ExternalId"] = external_id
         credentials = self.client("sts", region).assume_role(**kwargs)["Credentials"]
-        session = boto3.session.Session(
+        session = new_session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"])
