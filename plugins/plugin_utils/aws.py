@@ -99,16 +99,16 @@ def only_operations(model, operations):
         return model
     used = _shapes_used(model, operations)
     return dict(model, operations={name: available[name] for name in operations},
-                shapes={name: shape for name, shape in model["shapes"].items() if name in used})
+                shapes={name: shape for name, shape in model.get("shapes", {}).items()
+                        if name in used})
 
 
 class OperationsLoader:
     """botocore's data loader, giving the services of ``OPERATIONS`` as ``only_operations``
     models; everything else (paginators, endpoints, other services) passes through."""
 
-    def __init__(self, loader, operations=None):
+    def __init__(self, loader):
         self._loader = loader
-        self._operations = OPERATIONS if operations is None else operations
         self._models = {}
         self._lock = threading.Lock()
 
@@ -117,10 +117,12 @@ class OperationsLoader:
 
     def load_service_model(self, service_name, type_name, api_version=None):
         model = self._loader.load_service_model(service_name, type_name, api_version)
-        operations = self._operations.get(service_name)
+        operations = OPERATIONS.get(service_name)
         if type_name != "service-2" or not operations:
             return model
-        with self._lock:  # the loader caches the model: the same object for the same version
+        # the loader caches the model: the same object for the same version; it is kept with
+        # its copy below, so that its id() cannot be reused by another model
+        with self._lock:
             key = (service_name, id(model))
             if key not in self._models:
                 self._models[key] = (model, only_operations(model, operations))

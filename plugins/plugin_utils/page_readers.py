@@ -169,9 +169,9 @@ class _Child:
             with contextlib.suppress(OSError):
                 stream.close()
 
-    def reap(self, timeout=2):
+    def reap(self):
         try:
-            self.process.wait(timeout=timeout)
+            self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
