@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-BUDGET = 40
+# 41 since the USBGuard drop-ins (two loop items) that keep its daemon from starting in containers
+BUDGET = 41
 
 
 @pytest.fixture

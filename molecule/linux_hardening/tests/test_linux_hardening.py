@@ -218,10 +218,16 @@ def test_rkhunter_has_its_baseline_and_runs_daily(host):
 def test_usbguard_policy_installed_daemon_off_in_a_container(host):
     assert host.package("usbguard").is_installed
     assert host.file("/etc/usbguard/rules.conf").exists
-    # no USB bus in a container: the role disables and stops the daemon (systemd may keep the
-    # record of the start that failed at installation)
+    # no USB bus in a container: the role's drop-ins, in place before the package, made systemd
+    # skip the start the package attempted (it never ran, so it was never restarted nor left
+    # "active" on a dead PID), and the role disabled the unit the package enabled
     assert not host.service("usbguard").is_enabled
-    assert host.run("systemctl is-active usbguard").stdout.strip() in ("inactive", "failed")
+    for unit in ("usbguard", "usbguard-dbus"):
+        shown = host.run(f"systemctl show {unit} -p ActiveState -p ConditionResult -p NRestarts").stdout
+        state = dict(line.split("=", 1) for line in shown.split())
+        assert state == {"ActiveState": "inactive", "ConditionResult": "no", "NRestarts": "0"}, (unit, state)
+    dropin = host.file("/etc/systemd/system/usbguard.service.d/50-fleetforge-not-in-containers.conf")
+    assert "ConditionVirtualization=!container" in dropin.content_string
 
 
 def test_compilers_are_restricted_and_home_dirs_are_private(host):
