@@ -105,10 +105,12 @@ def test_journal_core_dumps_and_updates(host):
         host.file("/etc/apt/apt.conf.d/52fleetforge-unattended-upgrades").content_string
 
 
-def _peer(host, lab_host):
-    """The other lab host of the scenario: same network, outside the SSH allow-list."""
+def _peer(host, lab_host, lab_hosts):
+    """Another lab host of the scenario: same network, outside the SSH allow-list."""
     name = host.backend.get_hostname()
-    return lab_host(next(n for n in ("debian12", "debian13") if n != name))
+    others = sorted(n for n in lab_hosts if n != name)
+    assert others, f"the scenario has no lab host besides {name} to connect from"
+    return lab_host(others[0])
 
 
 def _address(host):
@@ -140,11 +142,11 @@ def test_firewall_is_loaded_in_the_hosts_own_network_namespace(host, lab_vars):
     assert facts["nft_usable"] is True, facts["nft_error"]
 
 
-def test_ssh_from_the_allow_list_and_nothing_else(host, lab_host):
+def test_ssh_from_the_allow_list_and_nothing_else(host, lab_host, lab_hosts):
     """SSH works through the gateway (this very connection); from the peer host on the same
     network, neither SSH nor a listening port outside the allow-list answers (dropped)."""
     assert host.run("true").rc == 0
-    address, peer = _address(host), _peer(host, lab_host)
+    address, peer = _address(host), _peer(host, lab_host, lab_hosts)
     with host.sudo():
         host.check_output("systemd-run --unit=fleetforge-test-listener --collect "
                           "python3 -m http.server 8081 --bind 0.0.0.0")
