@@ -103,15 +103,17 @@ class _Names:
         self.profile_keys = qualified({"arn": "Arn", "id": "Id"})
         for name in ("reservationSet", "ownerId", "instancesSet", "nextToken"):
             setattr(self, name, namespace + name)
-        # what to do with each child of an instance that is read; the others are skipped
-        # with a single dictionary lookup
-        self.instance_children = {tag: (_copy_string, key)
-                                  for tag, key in self.strings_keys.items()}
+        for name in ("key", "value", "code", "name"):
+            setattr(self, name + "_tag", namespace + name)
+        # what to do with each child of an instance that is read: the botocore key of a plain
+        # string (copied inline: a call per field cost more than the rest of the copy), or the
+        # function that copies a part; the other children are skipped with a dictionary lookup
+        self.instance_children = dict(self.strings_keys)
         for tag, copy in (("tagSet", _copy_tags), ("instanceState", _copy_state),
                           ("placement", _copy_placement), ("groupSet", _copy_groups),
                           ("iamInstanceProfile", _copy_profile),
                           ("launchTime", _copy_launch_time)):
-            self.instance_children[namespace + tag] = (copy, None)
+            self.instance_children[namespace + tag] = copy
 
 
 def _fields(element, names):
@@ -123,22 +125,33 @@ def _fields(element, names):
     return fields
 
 
-def _copy_string(instance, child, key, names, timestamps):
-    if child.text is not None:
-        instance[key] = child.text
-
-
-def _copy_tags(instance, child, key, names, timestamps):
+def _copy_tags(instance, element, names, timestamps):
+    key_tag, value_tag = names.key_tag, names.value_tag
     tags = []
-    for item in child:
-        tag_fields = _fields(item, names.tag_keys)
-        if "Key" in tag_fields:
-            tags.append({"Key": tag_fields["Key"], "Value": tag_fields.get("Value", "")})
+    for item in element:
+        key = value = None
+        for field in item:  # as _fields(): the last element with a text wins
+            tag = field.tag
+            if tag == key_tag:
+                if field.text is not None:
+                    key = field.text
+            elif tag == value_tag and field.text is not None:
+                value = field.text
+        if key is not None:
+            tags.append({"Key": key, "Value": "" if value is None else value})
     instance["Tags"] = tags
 
 
-def _copy_state(instance, child, key, names, timestamps):
-    state = _fields(child, names.state_keys)
+def _copy_state(instance, element, names, timestamps):
+    state = {}
+    for field in element:
+        tag, text = field.tag, field.text
+        if text is None:
+            continue
+        if tag == names.code_tag:
+            state["Code"] = text
+        elif tag == names.name_tag:
+            state["Name"] = text
     if "Code" in state:
         try:
             state["Code"] = int(state["Code"])
@@ -147,24 +160,25 @@ def _copy_state(instance, child, key, names, timestamps):
     instance["State"] = state
 
 
-def _copy_placement(instance, child, key, names, timestamps):
-    instance["Placement"] = _fields(child, names.placement_keys)
+def _copy_placement(instance, element, names, timestamps):
+    instance["Placement"] = _fields(element, names.placement_keys)
 
 
-def _copy_groups(instance, child, key, names, timestamps):
-    instance["SecurityGroups"] = [_fields(item, names.group_keys) for item in child]
+def _copy_groups(instance, element, names, timestamps):
+    instance["SecurityGroups"] = [_fields(item, names.group_keys) for item in element]
 
 
-def _copy_profile(instance, child, key, names, timestamps):
-    instance["IamInstanceProfile"] = _fields(child, names.profile_keys)
+def _copy_profile(instance, element, names, timestamps):
+    instance["IamInstanceProfile"] = _fields(element, names.profile_keys)
 
 
-def _copy_launch_time(instance, child, key, names, timestamps):
-    if child.text:
+def _copy_launch_time(instance, element, names, timestamps):
+    text = element.text
+    if text:
         try:
-            instance["LaunchTime"] = timestamps[child.text]
+            instance["LaunchTime"] = timestamps[text]
         except KeyError:  # instances launched together share one text
-            instance["LaunchTime"] = timestamps[child.text] = iso_timestamp(child.text)
+            instance["LaunchTime"] = timestamps[text] = iso_timestamp(text)
 
 
 def _instance(element, names, timestamps):
@@ -172,8 +186,14 @@ def _instance(element, names, timestamps):
     wanted = names.instance_children.get
     for child in element:
         action = wanted(child.tag)
-        if action is not None:
-            action[0](instance, child, action[1], names, timestamps)
+        if action is None:
+            continue
+        if action.__class__ is str:
+            text = child.text
+            if text is not None:
+                instance[action] = text
+        else:
+            action(instance, child, names, timestamps)
     return instance
 
 

@@ -155,3 +155,27 @@ def test_pages_that_cannot_be_cut_safely_are_left_whole(extra):
     body = (UNREAD % b"web").replace(b"<privateIpAddress>10.0.0.1", extra
                                      + b"<privateIpAddress>10.0.0.1")
     assert drop_unread(body) == body
+
+
+def test_odd_tag_and_state_forms_read_as_botocore_would():
+    """Forms AWS never sends, pinned so that a faster copy cannot change them: a tag without a
+    key is dropped, a missing value reads "", the last of a repeated field wins, fields in
+    another order read the same, a state code that is not a number and empty texts are left out.
+    (botocore itself gives Key "", no Value, a list of elements for the repeated value and
+    raises on the code: the inventory drops empty values either way.)"""
+    body = (b"<DescribeInstancesResponse><reservationSet><item><ownerId>1</ownerId><instancesSet>"
+            b"<item><instanceId>i-1</instanceId><tagSet>"
+            b"<item><key/><value>no key</value></item>"
+            b"<item><key>Solo</key></item>"
+            b"<item><key>Twice</key><value>first</value><value>second</value></item>"
+            b"<item><value>before</value><key>Order</key></item>"
+            b"</tagSet><instanceState><code>x</code><name>running</name></instanceState>"
+            b"<placement><availabilityZone>a</availabilityZone><tenancy/></placement>"
+            b"<groupSet><item><groupName>only-name</groupName></item></groupSet>"
+            b"</item></instancesSet></item></reservationSet></DescribeInstancesResponse>")
+    instance = parse_describe_instances(body)["Reservations"][0]["Instances"][0]
+    assert instance["Tags"] == [{"Key": "Solo", "Value": ""}, {"Key": "Twice", "Value": "second"},
+                                {"Key": "Order", "Value": "before"}]
+    assert instance["State"] == {"Name": "running"}
+    assert instance["Placement"] == {"AvailabilityZone": "a"}
+    assert instance["SecurityGroups"] == [{"GroupName": "only-name"}]
