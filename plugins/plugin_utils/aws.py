@@ -7,9 +7,10 @@ One boto3 session per account and one client per (account, service, region), cre
 and reused by the worker threads; retries (throttling included) are botocore's own
 ``standard`` or ``adaptive`` mode with exponential backoff.
 
-EC2 clients read DescribeInstances answers with ``ec2_xml`` (expat, only the fields the
-inventory uses) instead of botocore's model-driven parser, which held the GIL for ~0.4 s per
-500 instances and serialised the regions fetched in parallel. botocore still signs, sends,
+EC2 clients read DescribeInstances answers with ``ec2_xml`` (regular expressions on a page
+proven to be in AWS's plain form, else expat's tree; only the fields the inventory uses)
+instead of botocore's model-driven parser, which held the GIL for ~0.4 s per 500 instances and
+serialised the regions fetched in parallel. botocore still signs, sends,
 retries and reports errors; see ``fast_describe_instances``.
 
 Clients are built from botocore's own service models with only the operations listed in

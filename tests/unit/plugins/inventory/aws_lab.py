@@ -231,3 +231,14 @@ def account_client(boto3, url, service, region, role_arn=None):
                 "aws_secret_access_key": creds["SecretAccessKey"],
                 "aws_session_token": creds["SessionToken"]}
     return boto3.client(service, region_name=region, endpoint_url=url, **keys)
+
+
+def raw_describe_pages(boto3, url, region):
+    """moto's raw DescribeInstances bodies for a region, every page, as botocore received them."""
+    bodies = []
+    client = account_client(boto3, url, "ec2", region)
+    client.meta.events.register("before-parse.ec2.DescribeInstances",
+                                lambda response_dict, **kwargs: bodies.append(response_dict["body"]))
+    for _page in client.get_paginator("describe_instances").paginate():
+        pass
+    return bodies

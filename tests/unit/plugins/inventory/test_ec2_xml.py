@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 import aws_lab  # tests/unit/plugins/inventory, put on sys.path by conftest
 import pytest
-from ansible_collections.fleetforge.fleet.plugins.plugin_utils import aws
+from ansible_collections.fleetforge.fleet.plugins.plugin_utils import aws, ec2_xml
 from ansible_collections.fleetforge.fleet.plugins.plugin_utils.ec2_xml import (
     NotDescribeInstances,
     drop_unread,
@@ -179,3 +180,177 @@ def test_odd_tag_and_state_forms_read_as_botocore_would():
     assert instance["State"] == {"Name": "running"}
     assert instance["Placement"] == {"AvailabilityZone": "a"}
     assert instance["SecurityGroups"] == [{"GroupName": "only-name"}]
+
+
+# ------------------------------------------------------------------ the plain reader
+@pytest.fixture(scope="module")
+def raw_pages(moto, varied_region, big_region):
+    """moto's raw DescribeInstances bodies: the varied region's page and the 1,010-instance
+    region's pages."""
+    bodies = [body for region in (XML_REGION, BIG_REGION)
+              for body in aws_lab.raw_describe_pages(boto3, moto.url, region)]
+    assert len(bodies) >= 3
+    return bodies
+
+
+def read_both(body):
+    """(plain reader's result, tree reader's result) of one body, after the cut."""
+    cut = drop_unread(body)
+    return ec2_xml._read_plain(cut), ec2_xml._read_tree(cut)
+
+
+def pretty(body):
+    """The same answer indented the way AWS sends it: empty elements self-closed, whitespace
+    between every two tags (so that no element's text changes)."""
+    body = re.sub(rb"<([A-Za-z][A-Za-z0-9]*)></\1>", rb"<\1/>", body)
+    return re.sub(rb"><", b">\n    <", body)
+
+
+def test_the_plain_reader_reads_moto_pages_as_the_tree_reader(raw_pages):
+    for body in raw_pages:
+        plain, tree = read_both(body)  # the plain reader does not fall back on moto's form
+        assert plain == tree
+    assert sum(len(r["Instances"]) for body in raw_pages
+               for r in read_both(body)[0]["Reservations"]) == 4 + 1010
+
+
+def test_the_plain_reader_reads_indented_pages(raw_pages):
+    for body in raw_pages[:2]:
+        indented = pretty(body)
+        assert indented.count(b"\n") > 10000 or len(body) < 100000
+        plain, tree = read_both(indented)
+        assert plain == tree == read_both(body)[1]
+
+
+SMALL = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+         '<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+         "<requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId>"
+         "<ownerId>111122223333</ownerId><groupSet><item><groupId>sg-r</groupId>"
+         "<groupName>reservation-level</groupName></item></groupSet><instancesSet>"
+         "<item><instanceId>i-1</instanceId><imageId>ami-1</imageId>"
+         "<instanceState><code>16</code><name>running</name></instanceState>"
+         "<placement><availabilityZone>eu-west-1a</availabilityZone><groupName/>"
+         "<tenancy>default</tenancy></placement><launchTime>2026-12-03T06:15:57.000Z</launchTime>"
+         "<groupSet><item><groupId>sg-1</groupId><groupName>web</groupName></item>"
+         "<item><groupId>sg-2</groupId></item></groupSet>"
+         "<iamInstanceProfile><arn>arn:aws:iam::1:instance-profile/p</arn><id>AIPA</id>"
+         "</iamInstanceProfile>{extra}<tagSet><item><key>Name</key><value>{name}</value></item>"
+         "<item><key>Empty</key><value/></item></tagSet></item>"
+         "<item><instanceId>i-2</instanceId><tagSet/><groupSet/></item>"
+         "</instancesSet></item></reservationSet><nextToken>next</nextToken>"
+         "</DescribeInstancesResponse>")
+
+
+def small(extra="", name="web-1"):
+    return SMALL.replace("{extra}", extra).replace("{name}", name).encode("utf-8")
+
+
+def test_the_plain_reader_gives_every_field_botocore_gives():
+    plain, tree = read_both(small())
+    assert plain == tree
+    assert plain == {"NextToken": "next", "Reservations": [{"OwnerId": "111122223333", "Instances": [
+        {"InstanceId": "i-1", "ImageId": "ami-1", "State": {"Code": 16, "Name": "running"},
+         "Placement": {"AvailabilityZone": "eu-west-1a", "Tenancy": "default"},
+         "LaunchTime": "2026-12-03T06:15:57+00:00",
+         "SecurityGroups": [{"GroupId": "sg-1", "GroupName": "web"}, {"GroupId": "sg-2"}],
+         "IamInstanceProfile": {"Arn": "arn:aws:iam::1:instance-profile/p", "Id": "AIPA"},
+         "Tags": [{"Key": "Name", "Value": "web-1"}, {"Key": "Empty", "Value": ""}]},
+        {"InstanceId": "i-2", "Tags": [], "SecurityGroups": []}]}]}
+
+
+@pytest.mark.parametrize("name, wanted", [
+    ("a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;", "a&b <c> \"d\" 'e'"),
+    ("caf\u00e9 &#233; &#x1F600; \u4e2d", "caf\u00e9 \u00e9 \U0001F600 \u4e2d"),
+    ("a > b = c", "a > b = c"),
+])
+def test_the_plain_reader_reads_escaped_and_non_ascii_text(name, wanted):
+    plain, tree = read_both(small(name=name))
+    assert plain == tree
+    assert plain["Reservations"][0]["Instances"][0]["Tags"][0]["Value"] == wanted
+
+
+@pytest.mark.parametrize("body", [
+    small(extra="<!-- <instanceId>i-9</instanceId> -->"),
+    small(extra="<kernelId><![CDATA[<x>]]></kernelId>"),
+    small(extra="<?fleet instruction?>"),
+    small(extra='<kernelId a="1">k</kernelId>'),
+    small(extra="<kernelId >k</kernelId >"),
+    small(extra="<kernelId\n/>"),
+    small().replace(b"<instanceId>i-1</instanceId>", b"<instanceId>i-1</instanceId>\r\n"),
+    small().replace(b'<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">',
+                    b'<ec2:DescribeInstancesResponse xmlns:ec2="http://ec2.amazonaws.com/doc/'
+                    b'2016-11-15/">').replace(b"</DescribeInstancesResponse>",
+                                              b"</ec2:DescribeInstancesResponse>"),
+    small(extra="<imageId>ami-2</imageId>"),  # a field twice
+    small(extra="<productCodes><item><productCode>a</productCode></item>"
+                "<item><productCode>b</productCode></item></productCodes>"),  # an unknown list
+    small(extra="<sourceInstance><instanceId>i-0</instanceId></sourceInstance>"),  # nested
+    small(extra="<keyName>k<b>x</b></keyName>"),  # a string field holding an element
+    small(name="a&#0;b"),
+    small().replace(b"<item><key>Empty</key><value/></item>",
+                    b"<item><value>v</value><key>Order</key></item>"),  # another tag form
+    small().replace(b"<groupId>sg-2</groupId>", b"<groupName>n</groupName><groupId>sg-2</groupId>"),
+    small().replace(b"<instanceState><code>16</code>",
+                    b"<instanceState><code>16</code><extra><x/></extra>"),
+    small().replace(b"<instancesSet>", b"<instancesSet/></item><item><instancesSet>"),
+    small().replace(b"</reservationSet>", b"<item><ownerId>1</ownerId></item></reservationSet>"),
+    small().replace(b"<instancesSet>", b"<instancesSet><!---->"),
+])
+def test_pages_the_plain_reader_cannot_prove_go_to_the_tree_reader(body):
+    """Comments, CDATA, processing instructions, attributes, spaces in tags, CR, prefixes,
+    a field twice, lists and nesting the model has not, odd item forms, reservations without
+    one instancesSet: the plain reader gives up, and the result is the tree reader's."""
+    cut = drop_unread(body)
+    with pytest.raises(ec2_xml._NeedsTree):
+        ec2_xml._read_plain(cut)
+    try:
+        wanted = ec2_xml._read_tree(cut)
+    except NotDescribeInstances:
+        with pytest.raises(NotDescribeInstances):
+            parse_describe_instances(body)
+    else:
+        assert parse_describe_instances(body) == wanted
+
+
+def _xml_name(name, shape):
+    return shape.serialization.get("name") or name[0].lower() + name[1:]
+
+
+def _paths(shape, below=()):
+    """Every element path under a shape of botocore's EC2 model (as EC2 names the elements)."""
+    if shape.type_name == "structure":
+        for name, member in shape.members.items():
+            path = below + (_xml_name(name, member),)
+            yield path
+            yield from _paths(member, path)
+    elif shape.type_name == "list":
+        yield from _paths(shape.member, below + ("item",))
+
+
+def test_the_plain_readers_assumptions_hold_in_botocores_model():
+    """What makes a regular expression exact here, checked against the EC2 output model of the
+    installed botocore: after the cut, every field read appears once in an instance, directly
+    under it; the parts read hold only leaves (tags and groups: items of leaves); a
+    reservation's own children besides its instancesSet are leaves or its groupSet of leaf
+    items; nothing holds an instancesSet or reservationSet but where the reader looks."""
+    model = boto3.session.Session().client("ec2", region_name="us-east-1").meta.service_model
+    unread = {name.decode() for name in ec2_xml.UNREAD_ELEMENTS}
+    instance = [path for path in _paths(model.shape_for("Instance"))
+                if not unread & set(path)]
+    for field in ec2_xml._LEAF_FIELDS + ec2_xml._PART_FIELDS:
+        assert [path for path in instance if field in path] == [(field,)] + [
+            path for path in instance if path[0] == field and len(path) > 1], field
+    parts = {"tagSet": {("item", "key"), ("item", "value")},
+             "groupSet": {("item", "groupId"), ("item", "groupName")}}
+    for part in ec2_xml._PART_FIELDS:
+        inside = {path[1:] for path in instance if path[0] == part and len(path) > 1}
+        assert inside == parts[part] if part in parts else all(len(p) == 1 for p in inside), part
+    assert all(path[0] not in ("instancesSet", "reservationSet") for path in instance)
+    reservation = [path for path in _paths(model.shape_for("Reservation"))
+                   if path[0] != "instancesSet"]
+    assert {path for path in reservation if len(path) > 1} == {
+        ("groupSet", "item", "groupId"), ("groupSet", "item", "groupName")}
+    assert ("ownerId",) in reservation
+    result = model.operation_model("DescribeInstances").output_shape
+    assert {path for path in _paths(result) if len(path) == 1} == {("reservationSet",),
+                                                                   ("nextToken",)}

@@ -23,12 +23,7 @@ boto3 = pytest.importorskip("boto3")
 @pytest.fixture(scope="module")
 def pages(moto, big_region):
     """The raw XML bodies of moto's DescribeInstances pages for a region of 1,010 instances."""
-    bodies = []
-    client = aws_lab.account_client(boto3, moto.url, "ec2", BIG_REGION)
-    client.meta.events.register("before-parse.ec2.DescribeInstances",
-                                lambda response_dict, **kwargs: bodies.append(response_dict["body"]))
-    for _page in client.get_paginator("describe_instances").paginate():
-        pass
+    bodies = aws_lab.raw_describe_pages(boto3, moto.url, BIG_REGION)
     assert len(bodies) >= 2
     return bodies
 
