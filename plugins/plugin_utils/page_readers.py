@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helper processes that read API answers on other CPU cores (standard library only).
 
-Reading a page of 500 EC2 instances costs about 20 ms of CPU even with a C XML parser, under
+Reading a page of 500 EC2 instances costs about 15-20 ms of CPU even without botocore, under
 the GIL that the worker threads share: regions answering at about the same time queue their
 pages behind each other, and the whole fetch pays the sum. :class:`PageReaders` runs the
 same pure reader function (bytes in, plain data out) in a few child processes of the same
@@ -11,6 +11,14 @@ interpreter, started with ``-I -S`` and loading nothing but the standard library
 reader's own module. A thread hands the raw answer over a pipe and gets the result back as
 ``marshal`` data (about 1 ms per page to load), and the GIL stays free for the others
 meanwhile.
+
+A page goes to the helper with the fewest pages outstanding at once, even while that helper
+is still reading an earlier one: it waits in a file in RAM (``/dev/shm``, a private directory;
+the pipe carries only its path) or else in the pipe, and the helper starts on it the moment its
+previous answer is written, instead of waiting for the parent thread to load that answer, hand
+the helper back and wake the next thread. Answers come back in the order the pages were
+handed over; each thread reads its own when the ones before it are read. A helper's files are
+removed as it reads them, the directory when the readers close.
 
 Nothing here may change a result. Whatever goes wrong with a child (it cannot start, dies,
 answers something malformed or takes longer than ``timeout``) retires that child, and the page
@@ -23,18 +31,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import marshal
+import operator
 import os
 import resource
 import select
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
-# frame: kind (1 byte) + payload length; kinds: P page (to the child), O result, E the reader
-# raised (the page is read again in the calling thread)
+# frame: kind (1 byte) + payload length; kinds: P page and F the path of a spooled page (to the
+# child), O result, E the reader raised (the page is read again in the calling thread)
 HEADER = struct.Struct("!cI")
 
 # The child program. It imports nothing but what it needs (with the EC2 reader's own imports,
@@ -51,10 +63,15 @@ def serve(reader, source, sink):
         header = source.read(HEADER.size)
         if len(header) < HEADER.size:
             return
-        size = HEADER.unpack(header)[1]
+        kind, size = HEADER.unpack(header)
         body = source.read(size)
         if len(body) < size:
             return
+        if kind == b"F":  # the page is in a spool file: its path came through the pipe
+            path = body.decode("utf-8")
+            with open(path, "rb") as spooled:
+                body = spooled.read()
+            os.unlink(path)
         try:
             kind, payload = b"O", marshal.dumps(reader(body))
         except Exception as exc:  # the calling thread reads this page again and sees it itself
@@ -73,6 +90,24 @@ if __name__ == "__main__":
     serve(namespace[sys.argv[2]], sys.stdin.buffer, sys.stdout.buffer)
     os._exit(0)  # every answer is written and flushed: nothing left to tear down
 """ % HEADER.format
+
+# Pages go to the children through files in RAM (tmpfs), where there is one: a page of
+# 1.7 MB does not fit in a pipe, and writing the rest waits for the child to be scheduled and
+# drain it, then for the writing thread to get the GIL back. A file is written at once, and a
+# child finds the next page whole the moment it has answered the previous one.
+SPOOL_PARENTS = ("/dev/shm",)
+
+
+def _spool_dir():
+    """A private directory (mode 0700) for the pages, in RAM; None where there is none."""
+    for parent in SPOOL_PARENTS:
+        if os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK):
+            try:
+                return tempfile.mkdtemp(prefix="fleetforge-pages-", dir=parent)
+            except OSError:
+                continue
+    return None
+
 
 # 1 MiB pipes (Linux's default limit for unprivileged processes): a page crosses in one or two
 # writes instead of 26 of 64 KiB, each of which waits for the other side to be scheduled
@@ -130,19 +165,56 @@ class _Child:
         self.process = process
         self.to_child = process.stdin.fileno()
         self.from_child = process.stdout.fileno()
+        self.outstanding = 0  # pages handed to it and not yet answered (PageReaders' lock)
+        self.failure = None  # why it was retired: every thread still queued on it gives up
+        self._writing = threading.Lock()  # one page is written at a time, in ticket order
+        self._turn = threading.Condition()  # answers are read in the same order
+        self._written = 0
+        self._answered = 0
         for fd in (self.to_child, self.from_child):
             os.set_blocking(fd, False)
             # not Linux, or a lower limit: the default pipes, only slower
             with contextlib.suppress(AttributeError, OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
-    def exchange(self, body, timeout):
-        """(True, result) or (False, the reader's error text)."""
-        deadline = time.monotonic() + timeout
-        _write_all(self.to_child, HEADER.pack(b"P", len(body)), deadline)
-        _write_all(self.to_child, body, deadline)  # not joined: that would copy the page again
-        kind, size = HEADER.unpack(_read_exact(self.from_child, HEADER.size, deadline))
-        payload = _read_exact(self.from_child, size, deadline)
+    def exchange(self, body, timeout, ahead=0, spool=None):
+        """(True, result) or (False, the reader's error text); raises ChildFailed.
+
+        ``ahead``: pages queued on this child before this one; writing may wait for them.
+        ``spool(body)``: the path of a file holding the page (the child reads and removes
+        it), or None to send the page itself through the pipe.
+        """
+        frame = (b"F", spool(body)) if spool is not None else None
+        if frame is None or frame[1] is None:
+            frame = (b"P", body)
+        with self._writing:
+            if self.failure is not None:
+                raise ChildFailed(self.failure)
+            ticket = self._written
+            try:
+                deadline = time.monotonic() + timeout * (ahead + 1)
+                _write_all(self.to_child, HEADER.pack(frame[0], len(frame[1])), deadline)
+                _write_all(self.to_child, frame[1], deadline)  # not joined: no copy of the page
+            except ChildFailed as exc:
+                self.fail(str(exc))  # a page half written: nothing after it can be trusted
+                raise
+            self._written += 1
+        with self._turn:
+            while self._answered != ticket and self.failure is None:
+                self._turn.wait()
+            if self.failure is not None:
+                raise ChildFailed(self.failure)
+        try:  # the answers before this one are read: this one is due within the time limit
+            deadline = time.monotonic() + timeout
+            kind, size = HEADER.unpack(_read_exact(self.from_child, HEADER.size, deadline))
+            payload = _read_exact(self.from_child, size, deadline)
+        except ChildFailed as exc:
+            self.fail(str(exc))
+            raise
+        with self._turn:
+            self._answered += 1
+            self._turn.notify_all()
+        # loaded after the next thread may read its answer
         if kind == b"O":
             try:
                 return True, marshal.loads(payload)
@@ -151,6 +223,16 @@ class _Child:
         if kind == b"E":
             return False, payload.decode("utf-8", "replace")
         raise ChildFailed("unknown answer kind %r" % kind)
+
+    def fail(self, reason):
+        """Retire it: the threads queued on it give up, and the process is killed so that a
+        thread blocked on one of its pipes sees the end of it (reaped by ``stop``)."""
+        with self._turn:
+            if self.failure is None:
+                self.failure = reason
+            self._turn.notify_all()
+        with contextlib.suppress(OSError):
+            self.process.kill()
 
     def peak_rss_kib(self):
         """The child's peak resident memory (Linux's VmHWM), 0 where /proc does not tell."""
@@ -191,7 +273,7 @@ class PageReaders:
     N times (by a background thread): starting Python processes costs CPU that the caller needs
     while it prepares its first requests, and a page can only arrive a round trip after one is
     sent. Until the children are there, pages are read in the calling thread; once they are,
-    a thread waits for an idle one.
+    a page is queued on the child with the fewest pages outstanding.
 
     Use as a context manager; ``notes`` lists what went wrong (for a -vvv line),
     ``pages_by_children`` / ``pages_in_thread`` count where the pages were read, and
@@ -209,8 +291,10 @@ class PageReaders:
         self.cpu_seconds = 0.0  # of the children, known once they are stopped
         self.peak_rss_kib = 0  # the children's peaks added up, known once they are stopped
         self._children_cpu = self._reaped_cpu()
-        self._idle = []
-        self._all = []
+        self._all = []  # the children pages may be queued on
+        self._retired = []  # failed children, reaped by close()
+        self._spool_dir = _spool_dir()
+        self._spooled = itertools.count()
         self._alive = 0
         self._starting = True  # pages are read in the calling thread until the children are up
         self._closed = False
@@ -249,10 +333,8 @@ class PageReaders:
                     self._starting = False
                     self._ready.notify_all()
                     break
-                self._idle.append(child)
                 self._all.append(child)
                 self._alive += 1
-                self._ready.notify()
         if child is not None:  # closed while this one started
             child.stop()
 
@@ -277,40 +359,61 @@ class PageReaders:
     def children(self):
         return self._alive
 
-    def _take(self):
+    def _choose(self):
+        """(the child with the fewest pages outstanding, how many), counted as one more; or
+        (None, 0) when none is left, or while they start and every one started is busy (the
+        calling thread reads the page then, as before any has started)."""
         with self._ready:
-            while not self._idle and self._alive and not self._starting:
-                self._ready.wait()
-            return self._idle.pop() if self._idle else None
+            if not self._all:
+                return None, 0
+            child = min(self._all, key=operator.attrgetter("outstanding"))
+            if self._starting and child.outstanding:
+                return None, 0
+            child.outstanding += 1
+            return child, child.outstanding - 1
 
-    def _give_back(self, child, failure=None):
+    def _retire(self, child, failure):
+        child.fail(str(failure))
         with self._ready:
-            if failure is None:
-                self._idle.append(child)
-            else:
-                self._alive -= 1
+            if child in self._all:
                 self._all.remove(child)
+                self._alive -= 1
+                self._retired.append(child)
                 self.notes.append("a page reader process was retired: %s" % failure)
-            self._ready.notify()
-        if failure is not None:
-            child.stop()
 
     def read(self, body):
-        child = self._take()
+        child, ahead = self._choose()
         if child is not None:
             try:
-                done, result = child.exchange(body, self.timeout)
+                done, result = child.exchange(
+                    body, self.timeout, ahead,
+                    spool=self._spool if self._spool_dir is not None else None)
             except ChildFailed as exc:
-                self._give_back(child, exc)
+                self._retire(child, exc)
             else:
-                self._give_back(child)
                 if done:
                     with self._ready:
                         self.pages_by_children += 1
                     return result
+            finally:
+                with self._ready:
+                    child.outstanding -= 1
         with self._ready:
             self.pages_in_thread += 1
         return self.reader(body)
+
+    def _spool(self, body):
+        """The page written to a file of the spool directory (its path, as bytes), or None when
+        that fails (the page then goes through the pipe)."""
+        path = os.path.join(self._spool_dir, "page-%d" % next(self._spooled))
+        try:
+            with open(path, "xb") as spooled:
+                spooled.write(body)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return None
+        return path.encode("utf-8")
 
     def close(self):
         """Stop every child (call it once the threads that read through it are done)."""
@@ -320,13 +423,15 @@ class PageReaders:
         if self._starter is not None:
             self._starter.join()
         with self._ready:
-            children, self._all, self._idle, self._alive = self._all, [], [], 0
-            self._ready.notify_all()
+            children = self._all + self._retired
+            self._all, self._retired, self._alive = [], [], 0
         self.peak_rss_kib = sum(child.peak_rss_kib() for child in children)
         for child in children:  # all at once: they exit in parallel
             child.hang_up()
         for child in children:
             child.reap()
+        if self._spool_dir is not None:  # pages a retired child did not take
+            shutil.rmtree(self._spool_dir, ignore_errors=True)
         self.cpu_seconds = self._reaped_cpu() - self._children_cpu
 
     @staticmethod

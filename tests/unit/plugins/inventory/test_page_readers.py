@@ -5,6 +5,7 @@ import gc
 import importlib.util
 import io
 import marshal
+import os
 import sys
 import threading
 
@@ -109,7 +110,7 @@ def test_the_readers_error_is_the_callers_error():
 
 def test_a_dead_child_is_retired_and_the_page_still_read(pages):
     with page_readers.PageReaders(parse_describe_instances, 2) as readers:
-        victim = readers._idle[-1]  # the next one taken
+        victim = readers._all[0]  # the next one chosen: none has a page yet
         victim.process.kill()
         victim.process.wait()
         assert readers.read(pages[0]) == parse_describe_instances(pages[0])
@@ -117,6 +118,91 @@ def test_a_dead_child_is_retired_and_the_page_still_read(pages):
         assert len(readers.notes) == 1 and "retired" in readers.notes[0]
         assert readers.read(pages[1]) == parse_describe_instances(pages[1])
         assert readers.pages_by_children == 1
+
+
+def _one_child_readers(tmp_path, name, body_in_child):
+    """PageReaders with one child whose reader runs ``body_in_child`` (a line of code) in the
+    child only, then returns {'page': the page}; in the calling thread it just returns that."""
+    module = _reader_module(tmp_path, name,
+                            "import os, time\n"
+                            "def read(body):\n"
+                            "    if 'FLEET_IN_CHILD' in os.environ:\n"
+                            f"        {body_in_child}\n"
+                            "    return {'page': body.decode()}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLEET_IN_CHILD", "1")
+        return page_readers.PageReaders(module.read, 1)
+
+
+def _read_in_threads(readers, count):
+    """{n: readers.read(b"page-n")}, the pages read by ``count`` threads at once."""
+    results = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(
+        n, readers.read(f"page-{n}".encode()))) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_pages_queue_on_a_busy_child_and_come_back_in_order(tmp_path):
+    """Six threads, one child: pages are handed over while the child still reads earlier
+    ones, and each thread gets the answer to its own page."""
+    readers = _one_child_readers(tmp_path, "fleet_slow_echo", "time.sleep(0.05)")
+    queued = []
+    original = readers._choose
+
+    def choose():
+        child, ahead = original()
+        queued.append(ahead)
+        return child, ahead
+
+    readers._choose = choose
+    with readers:
+        results = _read_in_threads(readers, 6)
+    assert results == {n: {"page": f"page-{n}"} for n in range(6)}
+    assert readers.pages_by_children == 6 and readers.pages_in_thread == 0
+    assert max(queued) >= 1  # pages were queued behind others, not read in the threads
+    assert readers.notes == []
+
+
+def test_a_child_that_dies_with_pages_queued_leaves_each_page_to_its_thread(tmp_path):
+    readers = _one_child_readers(tmp_path, "fleet_dying_reader", "time.sleep(0.2); os._exit(3)")
+    with readers:
+        results = _read_in_threads(readers, 4)
+        assert readers.children == 0
+    assert results == {n: {"page": f"page-{n}"} for n in range(4)}
+    assert readers.pages_in_thread == 4 and readers.pages_by_children == 0
+    assert len(readers.notes) == 1 and "retired" in readers.notes[0]
+    assert readers._spool_dir is None or not os.path.exists(readers._spool_dir)
+
+
+@pytest.mark.parametrize("spool", [True, False])
+def test_pages_go_through_a_spool_file_or_the_pipe(monkeypatch, tmp_path, pages, spool):
+    """With a RAM directory the pages are spooled files (removed by the child, the directory
+    by close); without one, or when a file cannot be written, the pipe carries them."""
+    if spool:
+        monkeypatch.setattr(page_readers, "SPOOL_PARENTS", (str(tmp_path),))
+    else:
+        monkeypatch.setattr(page_readers, "SPOOL_PARENTS", (str(tmp_path / "missing"),))
+    with page_readers.PageReaders(parse_describe_instances, 1) as readers:
+        for body in pages[:2]:
+            assert readers.read(body) == parse_describe_instances(body)
+        if spool:
+            assert readers._spool_dir.startswith(str(tmp_path))
+            assert os.listdir(readers._spool_dir) == []  # each page removed once read
+            assert (os.stat(readers._spool_dir).st_mode & 0o777) == 0o700
+            os.chmod(readers._spool_dir, 0o500)  # a page that cannot be spooled: the pipe
+            try:
+                assert readers.read(pages[0]) == parse_describe_instances(pages[0])
+            finally:
+                os.chmod(readers._spool_dir, 0o700)
+        else:
+            assert readers._spool_dir is None
+    assert readers.pages_by_children == (3 if spool else 2) and readers.notes == []
+    if spool:
+        assert not os.listdir(tmp_path)  # close removed the spool directory
 
 
 def test_a_slow_child_is_retired_after_the_timeout(tmp_path):
