@@ -18,7 +18,8 @@ the pipe carries only its path) or else in the pipe, and the helper starts on it
 previous answer is written, instead of waiting for the parent thread to load that answer, hand
 the helper back and wake the next thread. Answers come back in the order the pages were
 handed over; each thread reads its own when the ones before it are read. A helper's files are
-removed as it reads them, the directory when the readers close.
+removed as it reads them, the directory when the readers close (and, if the process was killed
+first, by the next run of this user: the directory's name holds the process id).
 
 Nothing here may change a result. Whatever goes wrong with a child (it cannot start, dies,
 answers something malformed or takes longer than ``timeout``) retires that child, and the page
@@ -98,12 +99,37 @@ if __name__ == "__main__":
 SPOOL_PARENTS = ("/dev/shm",)
 
 
+SPOOL_PREFIX = "fleetforge-pages-"
+
+
+def _remove_orphans(parent):
+    """Remove the spool directories of this user's processes that are gone (killed in the
+    middle of a fetch): their names hold the process id."""
+    try:
+        names = [name for name in os.listdir(parent) if name.startswith(SPOOL_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(SPOOL_PREFIX):].split("-", 1)[0]
+        path = os.path.join(parent, name)
+        try:
+            if not pid.isdigit() or os.stat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # gone meanwhile, or alive and another user's: not ours to remove
+            continue
+
+
 def _spool_dir():
     """A private directory (mode 0700) for the pages, in RAM; None where there is none."""
     for parent in SPOOL_PARENTS:
         if os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK):
+            _remove_orphans(parent)
             try:
-                return tempfile.mkdtemp(prefix="fleetforge-pages-", dir=parent)
+                return tempfile.mkdtemp(prefix="%s%d-" % (SPOOL_PREFIX, os.getpid()),
+                                        dir=parent)
             except OSError:
                 continue
     return None

@@ -6,6 +6,7 @@ import importlib.util
 import io
 import marshal
 import os
+import subprocess
 import sys
 import threading
 
@@ -203,6 +204,24 @@ def test_pages_go_through_a_spool_file_or_the_pipe(monkeypatch, tmp_path, pages,
     assert readers.pages_by_children == (3 if spool else 2) and readers.notes == []
     if spool:
         assert not os.listdir(tmp_path)  # close removed the spool directory
+
+
+def test_spool_directories_of_processes_that_are_gone_are_removed(monkeypatch, tmp_path):
+    """A fetch killed midway leaves its spool directory; the next one removes it, and leaves
+    those of live processes (this one) and names it does not own alone."""
+    monkeypatch.setattr(page_readers, "SPOOL_PARENTS", (str(tmp_path),))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f"{page_readers.SPOOL_PREFIX}{dead.pid}-x"
+    alive = tmp_path / f"{page_readers.SPOOL_PREFIX}{os.getpid()}-y"
+    other = tmp_path / "something-else"
+    for directory in (orphan, alive, other):
+        directory.mkdir()
+        (directory / "page-0").write_bytes(b"page")
+    with page_readers.PageReaders(parse_describe_instances, 1) as readers:
+        assert os.path.basename(readers._spool_dir).startswith(
+            f"{page_readers.SPOOL_PREFIX}{os.getpid()}-")
+    assert not orphan.exists() and alive.exists() and other.exists()
 
 
 def test_a_slow_child_is_retired_after_the_timeout(tmp_path):
