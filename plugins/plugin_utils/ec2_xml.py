@@ -38,6 +38,7 @@ INSTANCE_STRINGS = {
     "keyName": "KeyName",
 }
 PLACEMENT_STRINGS = {"availabilityZone": "AvailabilityZone", "tenancy": "Tenancy"}
+PROFILE_STRINGS = {"arn": "Arn", "id": "Id"}
 # The largest parts of an instance that the inventory never reads: cut out of the bytes before
 # expat sees them (more than half of a page). None nests in itself or carries attributes.
 # Each name costs a search through the page, so only parts with several elements are worth it;
@@ -104,10 +105,8 @@ class _Names:
 
         self.strings_keys = qualified(INSTANCE_STRINGS)
         self.placement_keys = qualified(PLACEMENT_STRINGS)
-        self.state_keys = qualified({"code": "Code", "name": "Name"})
-        self.tag_keys = qualified({"key": "Key", "value": "Value"})
         self.group_keys = qualified({"groupId": "GroupId", "groupName": "GroupName"})
-        self.profile_keys = qualified({"arn": "Arn", "id": "Id"})
+        self.profile_keys = qualified(PROFILE_STRINGS)
         for name in ("reservationSet", "ownerId", "instancesSet", "nextToken"):
             setattr(self, name, namespace + name)
         for name in ("key", "value", "code", "name"):
@@ -286,19 +285,19 @@ _GROUP_ITEM = (r"\s*<item>\s*(?:<groupId>([^<]*)</groupId>\s*|<groupId/>\s*)?"
 # matched literally), or anything up to the element's end tag. _plain_instances rejects an
 # instance with a field twice or without instanceId, which is what an item boundary inside a
 # list this reader does not know, or a field nested where the model has none, would give.
-_FIELDS = re.compile(r"<(%s)(?:>([^<]*|(?:%s)*\s*|(?:[^<]+|<(?!/\1>))*)</\1>|/>)"
+_STRICT_TAG_ITEM = r"<item>\s*<key>([^<]*)</key>\s*<value>([^<]*)</value>\s*</item>"
+_FIELDS = re.compile(r"<(%s)(?:>([^<]*|(?:\s*%s)*\s*|(?:[^<]+|<(?!/\1>))*)</\1>|/>)"
                      r"|</item>\s*<item>" % (_alternation(_LEAF_FIELDS + _PART_FIELDS),
-                                             r"\s*<item>\s*<key>[^<]*</key>\s*<value>[^<]*"
-                                             r"</value>\s*</item>"))
+                                             _STRICT_TAG_ITEM.replace("([^<]*)", "[^<]*")))
 _BETWEEN_INSTANCES = ("", "")
 _TAG_ITEMS = re.compile(_TAG_ITEM)
 _GROUP_ITEMS = re.compile(_GROUP_ITEM)
-_STRICT_TAG_ITEMS = re.compile(r"<item>\s*<key>([^<]*)</key>\s*<value>([^<]*)</value>\s*</item>")
+_STRICT_TAG_ITEMS = re.compile(_STRICT_TAG_ITEM)
 _STRICT_GROUP_ITEMS = re.compile(r"<item>\s*<groupId>([^<]*)</groupId>\s*<groupName>([^<]*)"
                                  r"</groupName>\s*</item>")
 _STRING_KEY = INSTANCE_STRINGS.get
 _PLACEMENT_FIELDS = tuple(PLACEMENT_STRINGS.items())
-_PROFILE_FIELDS = (("arn", "Arn"), ("id", "Id"))
+_PROFILE_FIELDS = tuple(PROFILE_STRINGS.items())
 _STATE = re.compile(r"\s*<code>([^<]*)</code>\s*<name>([^<]*)</name>\s*")
 _ENTITY = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]{1,7})|#x([0-9A-Fa-f]{1,6}));")
 _NAMED_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
