@@ -210,17 +210,16 @@ class _Child:
         ``spool(body)``: the path of a file holding the page (the child reads and removes
         it), or None to send the page itself through the pipe.
         """
-        frame = (b"F", spool(body)) if spool is not None else None
-        if frame is None or frame[1] is None:
-            frame = (b"P", body)
+        path = spool(body) if spool is not None else None
+        kind, payload = (b"F", path) if path is not None else (b"P", body)
         with self._writing:
             if self.failure is not None:
                 raise ChildFailed(self.failure)
             ticket = self._written
             try:
                 deadline = time.monotonic() + timeout * (ahead + 1)
-                _write_all(self.to_child, HEADER.pack(frame[0], len(frame[1])), deadline)
-                _write_all(self.to_child, frame[1], deadline)  # not joined: no copy of the page
+                _write_all(self.to_child, HEADER.pack(kind, len(payload)), deadline)
+                _write_all(self.to_child, payload, deadline)  # not joined: no copy of the page
             except ChildFailed as exc:
                 self.fail(str(exc))  # a page half written: nothing after it can be trusted
                 raise
@@ -321,10 +320,9 @@ class PageReaders:
         self._retired = []  # failed children, reaped by close()
         self._spool_dir = _spool_dir()
         self._spooled = itertools.count()
-        self._alive = 0
         self._starting = True  # pages are read in the calling thread until the children are up
         self._closed = False
-        self._ready = threading.Condition()
+        self._lock = threading.Lock()
         self._requests_left = start_after
         self._go = threading.Event()
         self._starter = None
@@ -337,7 +335,7 @@ class PageReaders:
 
     def request_sent(self):
         """Count one request sent; the children start after the ``start_after``-th."""
-        with self._ready:
+        with self._lock:
             self._requests_left -= 1
             if self._requests_left == 0:
                 self._go.set()
@@ -348,19 +346,16 @@ class PageReaders:
 
     def _start_all(self):
         while True:
-            with self._ready:
-                if self._closed or self._alive >= self.workers:
+            with self._lock:
+                if self._closed or len(self._all) >= self.workers:
                     self._starting = False
-                    self._ready.notify_all()
                     return
             child = self._start()
-            with self._ready:
+            with self._lock:
                 if child is None or self._closed:
                     self._starting = False
-                    self._ready.notify_all()
                     break
                 self._all.append(child)
-                self._alive += 1
         if child is not None:  # closed while this one started
             child.stop()
 
@@ -383,13 +378,13 @@ class PageReaders:
 
     @property
     def children(self):
-        return self._alive
+        return len(self._all)
 
     def _choose(self):
         """(the child with the fewest pages outstanding, how many), counted as one more; or
         (None, 0) when none is left, or while they start and every one started is busy (the
         calling thread reads the page then, as before any has started)."""
-        with self._ready:
+        with self._lock:
             if not self._all:
                 return None, 0
             child = min(self._all, key=operator.attrgetter("outstanding"))
@@ -400,10 +395,9 @@ class PageReaders:
 
     def _retire(self, child, failure):
         child.fail(str(failure))
-        with self._ready:
+        with self._lock:
             if child in self._all:
                 self._all.remove(child)
-                self._alive -= 1
                 self._retired.append(child)
                 self.notes.append("a page reader process was retired: %s" % failure)
 
@@ -411,26 +405,26 @@ class PageReaders:
         child, ahead = self._choose()
         if child is not None:
             try:
-                done, result = child.exchange(
-                    body, self.timeout, ahead,
-                    spool=self._spool if self._spool_dir is not None else None)
+                done, result = child.exchange(body, self.timeout, ahead, spool=self._spool)
             except ChildFailed as exc:
                 self._retire(child, exc)
             else:
                 if done:
-                    with self._ready:
+                    with self._lock:
                         self.pages_by_children += 1
                     return result
             finally:
-                with self._ready:
+                with self._lock:
                     child.outstanding -= 1
-        with self._ready:
+        with self._lock:
             self.pages_in_thread += 1
         return self.reader(body)
 
     def _spool(self, body):
         """The page written to a file of the spool directory (its path, as bytes), or None when
-        that fails (the page then goes through the pipe)."""
+        there is none or that fails (the page then goes through the pipe)."""
+        if self._spool_dir is None:
+            return None
         path = os.path.join(self._spool_dir, "page-%d" % next(self._spooled))
         try:
             with open(path, "xb") as spooled:
@@ -443,14 +437,14 @@ class PageReaders:
 
     def close(self):
         """Stop every child (call it once the threads that read through it are done)."""
-        with self._ready:
+        with self._lock:
             self._closed = True
         self._go.set()  # a starter still waiting gives up
         if self._starter is not None:
             self._starter.join()
-        with self._ready:
+        with self._lock:
             children = self._all + self._retired
-            self._all, self._retired, self._alive = [], [], 0
+            self._all, self._retired = [], []
         self.peak_rss_kib = sum(child.peak_rss_kib() for child in children)
         for child in children:  # all at once: they exit in parallel
             child.hang_up()
