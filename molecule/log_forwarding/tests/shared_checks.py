@@ -86,7 +86,20 @@ def assert_an_outage_loses_no_line(collector, clients, lines=100, outage=15):
             return {m.rsplit(" ", 1)[1] for m in received(collector, name, "outage", f"{run} line [0-9]+")}
         wait_until(lambda got=got: want <= got(), timeout=60)
         missing = sorted(want - got(), key=int)
-        assert not missing, f"{name}: {len(missing)} of {lines} lines lost: {missing}"
+        assert not missing, f"{name}: {len(missing)} of {lines} lines lost: {missing}; " \
+            + where_lost(clients[name], run, missing)
+
+
+def where_lost(client, run, missing):
+    """Where on the client the lost lines of an outage run were last seen: in the journal, in
+    the client's own syslog file (what rsyslog received), and what journald and rsyslog said."""
+    first = missing[0]
+    journal = client.run(f"journalctl -q -t outage -g '{run} line {first}$' -o cat").stdout.strip()
+    local = client.run(f"grep -c '{run} line {first}$' /var/log/syslog").stdout.strip()
+    said = client.run("journalctl -q -u systemd-journald -u rsyslog -o cat --since '-10min' "
+                      "| grep -iE 'missed|drop|suspend|resum|error' | tail -5").stdout.strip()
+    return (f"line {first}: in the client's journal: {'yes' if journal else 'no'}, in its "
+            f"/var/log/syslog: {local or '0'} time(s); journald/rsyslog said: {said or 'nothing'}")
 
 
 def recap(result):
