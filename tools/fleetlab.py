@@ -38,6 +38,11 @@ ADMIN_USER = "fleetadmin"
 LABEL = "fleetforge.lab"
 ULIMITS = ["--ulimit", "nofile=1024:20000", "--ulimit", "nproc=4096:4096"]
 PODMAN = ["podman", "--runtime", "runc"]
+# Kernel settings of each host's own network namespace (never the machine's): what
+# fleetforge.fleet.log_forwarding sets at runtime on a real host and cannot set from inside an
+# unprivileged container (read-only /proc/sys). With the kernel's default of 10 datagrams,
+# journald dropped lines of a burst before rsyslog saw them ("Forwarding to syslog missed").
+HOST_SYSCTLS = ["--sysctl", "net.unix.max_dgram_qlen=512"]
 
 # distro key -> (suite, version id). The recipe below is hashed into the image tag, so a
 # change to it rebuilds the image and a stale one is never reused.
@@ -377,7 +382,7 @@ def start_host(host: Host, name: str, net: str, privileged: bool, airgap: bool,
     their own address from the bridge, the others through a 127.0.0.1 port."""
     cmd = PODMAN + ["run", "-d", "--name", host.container, "--hostname", host.name,
                     "--label", f"{LABEL}={name}", "--label", f"fleetforge.distro={host.distro}",
-                    "--systemd=always", *ULIMITS, "--network", net,
+                    "--systemd=always", *ULIMITS, *HOST_SYSCTLS, "--network", net,
                     "--tmpfs", "/run", "--tmpfs", "/tmp"]
     if not airgap:
         cmd += ["-p", f"127.0.0.1:{host.port}:22"]

@@ -46,7 +46,9 @@ def _unchanged(target, before):
      ["log_forwarding_tls_ca_file: '/etc/fleetforge/pki/missing-ca.crt' is not a file"]),
     ({"log_forwarding_selector": "*.* @@elsewhere"},
      ["log_forwarding_selector must be one rsyslog selector"]),
-], ids=["types", "no-collector", "missing-ca", "selector"])
+    ({"log_forwarding_syslog_socket_queue": 5},
+     ["log_forwarding_syslog_socket_queue must be 0 (leave the kernel's value) or at least 10"]),
+], ids=["types", "no-collector", "missing-ca", "selector", "socket-queue"])
 def test_bad_input_fails_before_any_change(run_playbook, target, before, extra, messages):
     result = run_playbook(ROLE_ONLY, limit=TARGET, extra_vars=[json.dumps(extra)])
     assert result.returncode != 0
