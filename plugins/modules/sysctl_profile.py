@@ -39,6 +39,16 @@ options:
     description: Also set the running values (otherwise only the file is written).
     type: bool
     default: true
+  at_least:
+    description:
+      - Keys of O(settings) whose value is a floor, not a value to set. A running value already
+        higher is kept, and the file gets that higher value, so a boot does not lower it either.
+      - Their values must be whole numbers (a single word, such as C(net.unix.max_dgram_qlen)).
+      - For these keys, RV(parameters) reports as C(wanted) the larger of the value given and the
+        running value.
+    type: list
+    elements: str
+    default: []
   context:
     description:
       - Where the module runs. V(auto) detects a container (C(systemd-detect-virt -c), C(/run/.containerenv),
@@ -73,6 +83,13 @@ EXAMPLES = r"""
 - name: Show which keys a container could not take
   ansible.builtin.debug:
     var: sysctls.unsettable
+
+- name: Let datagram sockets queue at least 512 messages (a higher value is kept)
+  fleetforge.fleet.sysctl_profile:
+    path: /etc/sysctl.d/60-socket-queues.conf
+    settings:
+      net.unix.max_dgram_qlen: 512
+    at_least: [net.unix.max_dgram_qlen]
 """
 
 RETURN = r"""
@@ -233,6 +250,35 @@ def plan(settings, in_container, persisted_before, runtime, apply):
     return result
 
 
+def as_whole_number(value):
+    """The int of a single-word whole number, else None."""
+    text = normalise(value)
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return None
+
+
+def check_floors(settings, at_least):
+    """Errors for at_least keys that are not in settings or whose value is not a whole number."""
+    errors = []
+    for key in at_least:
+        if key not in settings:
+            errors.append("at_least names %s, which is not in settings" % key)
+        elif as_whole_number(settings[key]) is None:
+            errors.append("at_least: the value of %s must be a whole number, got %r" % (key, settings[key]))
+    return errors
+
+
+def raise_to_running(settings, at_least, runtime):
+    """settings with each floor key raised to its running value where that is higher."""
+    result = dict(settings)
+    for key in at_least:
+        running = as_whole_number(runtime.get(key, (None,))[0] or "")
+        if running is not None and running > as_whole_number(settings[key]):
+            result[key] = running
+    return result
+
+
 def read_runtime(key, in_container):
     """(value, writable, reason) of the running parameter."""
     path = proc_path(key)
@@ -270,19 +316,25 @@ def run_module():
             "settings": {"type": "dict", "required": True},
             "path": {"type": "path", "default": "/etc/sysctl.d/99-zz-fleetforge.conf"},
             "apply": {"type": "bool", "default": True},
+            "at_least": {"type": "list", "elements": "str", "default": []},
             "context": {"type": "str", "default": "auto", "choices": ["auto", "host", "container"]},
         },
         supports_check_mode=True,
     )
     settings = module.params["settings"]
     path = module.params["path"]
+    at_least = module.params["at_least"]
+    errors = check_floors(settings, at_least)
+    if errors:
+        module.fail_json(msg="; ".join(errors))
     in_container, evidence = detect_container(module, module.params["context"])
 
-    before_text = read_text(path)
-    after_text = render(settings, in_container)
     runtime = {}
     for key in settings:
         runtime[key] = read_runtime(key, in_container)
+    settings = raise_to_running(settings, at_least, runtime)
+    before_text = read_text(path)
+    after_text = render(settings, in_container)
     keys = plan(settings, in_container, parse_file(before_text), runtime, module.params["apply"])
 
     file_changed = before_text != after_text

@@ -22,13 +22,12 @@ def test_the_journald_to_rsyslog_socket_holds_a_burst(clients):
     value is at least the file's. In the lab the running value is preset by fleetlab (podman
     --sysctl, a stand-in for the role's runtime write, which an unprivileged container cannot
     do: read-only /proc/sys)."""
+    # runs after the outage check above: its bursts of 100 lines, written while rsyslog was busy
+    # queueing to disk, dropped none on the way from journald to rsyslog
     for name, client in clients.items():
         conf = client.file("/etc/sysctl.d/60-fleetforge-log-forwarding.conf")
         assert conf.exists, f"{name}: no sysctl file"
         assert "net.unix.max_dgram_qlen = 512" in conf.content_string, conf.content_string
         assert int(client.check_output("cat /proc/sys/net/unix/max_dgram_qlen")) >= 512, name
-    # runs after the outage check above: its bursts of 100 lines, written while rsyslog was busy
-    # queueing to disk, dropped none on the way from journald to rsyslog
-    for name, client in clients.items():
         missed = client.run("journalctl -q -u systemd-journald -o cat -g 'Forwarding to syslog missed'")
         assert not missed.stdout.strip(), f"{name}: {missed.stdout}"

@@ -149,3 +149,51 @@ def test_missing_key_is_reported_not_failed(run_module, proc, args):
         "key": "net.ipv4.tcp_syncookies",
         "reason": "this kernel has no net.ipv4.tcp_syncookies (module not loaded or not built)"}]
     assert "net.ipv4.tcp_syncookies = 1" in Path(args["path"]).read_text()
+
+
+# at_least: a floor, never a value that lowers what is running (or what a boot would apply)
+@pytest.mark.parametrize("running, file_value, status", [
+    ("10", "512", "changed"),      # raised to the floor
+    ("512", "512", "compliant"),   # at the floor already (after a first run)
+    ("2048", "2048", "changed"),   # higher: kept, and the file follows so a boot keeps it too
+])
+def test_at_least_keeps_a_higher_running_value(run_module, proc, tmp_path, running, file_value, status):
+    root = proc({"net.unix.max_dgram_qlen": running})
+    args = {"path": str(tmp_path / "60-queue.conf"), "context": "host",
+            "settings": {"net.unix.max_dgram_qlen": 512}, "at_least": ["net.unix.max_dgram_qlen"]}
+    if status == "compliant":
+        Path(args["path"]).write_text(mod.render({"net.unix.max_dgram_qlen": 512}, False))
+    result = run_module(mod, args)
+    key = result["parameters"]["net.unix.max_dgram_qlen"]
+    assert (key["status"], key["wanted"], key["before"]) == (status, file_value, running)
+    assert read(root, "net.unix.max_dgram_qlen") == file_value
+    assert f"net.unix.max_dgram_qlen = {file_value}\n" in Path(args["path"]).read_text()
+    assert not run_module(mod, args)["changed"]
+
+
+def test_at_least_in_check_mode_reports_the_raise_and_writes_nothing(run_module, proc, tmp_path):
+    root = proc({"net.unix.max_dgram_qlen": "10"})
+    args = {"path": str(tmp_path / "60-queue.conf"), "context": "host",
+            "settings": {"net.unix.max_dgram_qlen": 512}, "at_least": ["net.unix.max_dgram_qlen"]}
+    result = run_module(mod, args, check=True)
+    key = result["parameters"]["net.unix.max_dgram_qlen"]
+    assert result["changed"] and (key["before"], key["after"]) == ("10", "512")
+    assert read(root, "net.unix.max_dgram_qlen") == "10"
+    assert not os.path.exists(args["path"])
+
+
+@pytest.mark.parametrize("settings, at_least, message", [
+    ({"net.unix.max_dgram_qlen": 512}, ["net.core.somaxconn"],
+     "at_least names net.core.somaxconn, which is not in settings"),
+    ({"net.ipv4.tcp_rmem": "4096 87380"}, ["net.ipv4.tcp_rmem"],
+     "at_least: the value of net.ipv4.tcp_rmem must be a whole number, got '4096 87380'"),
+])
+def test_at_least_refuses_bad_input_before_writing(run_module, proc, tmp_path, settings, at_least, message):
+    root = proc({"net.unix.max_dgram_qlen": "10", "net.ipv4.tcp_rmem": "1 2"})
+    args = {"path": str(tmp_path / "60-queue.conf"), "context": "host",
+            "settings": settings, "at_least": at_least}
+    with pytest.raises(ModuleFail) as failure:
+        run_module(mod, args)
+    assert failure.value.result["msg"] == message
+    assert read(root, "net.unix.max_dgram_qlen") == "10"
+    assert not os.path.exists(args["path"])
