@@ -393,12 +393,38 @@ def _plain_groups(raw, text):
     return groups
 
 
+def _plain_placement(raw, text):
+    return _plain_leaves(raw, "placement", _PLACEMENT_FIELDS, text)
+
+
+def _plain_profile(raw, text):
+    return _plain_leaves(raw, "iamInstanceProfile", _PROFILE_FIELDS, text)
+
+
 def _plain_leaves(raw, what, keys, text):
     leaves = _flat(raw, what)
     return {key: text(leaves[leaf]) for leaf, key in keys if leaf in leaves}
 
 
-def _plain_instance(fields, timestamps, text):
+# The parts that many instances of a page share word for word (state, placement, security
+# groups, instance profile): read once per page, keyed by (field, raw text), and each instance
+# gets its own copy (a dict, or a list of dicts), as from the tree reader.
+_SHARED_PARTS = (("instanceState", "State", _plain_state, False),
+                 ("placement", "Placement", _plain_placement, False),
+                 ("groupSet", "SecurityGroups", _plain_groups, True),
+                 ("iamInstanceProfile", "IamInstanceProfile", _plain_profile, False))
+
+
+def _plain_tags(raw, text):
+    found = _items(_STRICT_TAG_ITEMS, _TAG_ITEMS, raw, "tag items")
+    if text is _keep:
+        return [{"Key": key, "Value": value} for key, value in found if key]
+    return [{"Key": text(key), "Value": text(value)} for key, value in found if key]
+
+
+def _plain_instance(fields, seen, text):
+    """One instance; ``seen`` holds what this page has read already (launch times, shared
+    parts), so that instances launched together or placed alike cost one reading."""
     instance = {key: raw for key, raw in zip(map(_STRING_KEY, fields), fields.values())
                 if key and raw}
     if "<" in "".join(instance.values()):
@@ -409,32 +435,26 @@ def _plain_instance(fields, timestamps, text):
     raw = get("launchTime")
     if raw:
         try:
-            instance["LaunchTime"] = timestamps[raw]
+            instance["LaunchTime"] = seen[raw]
         except KeyError:  # instances launched together share one text
             if "<" in raw:
                 raise _NeedsTree("launchTime holds elements") from None
-            instance["LaunchTime"] = timestamps[raw] = iso_timestamp(text(raw))
+            instance["LaunchTime"] = seen[raw] = iso_timestamp(text(raw))
     raw = get("tagSet")
     if raw is not None:
-        instance["Tags"] = [{"Key": text(key), "Value": text(value)} for key, value
-                            in _items(_STRICT_TAG_ITEMS, _TAG_ITEMS, raw, "tag items") if key]
-    raw = get("instanceState")
-    if raw is not None:
-        instance["State"] = _plain_state(raw, text)
-    raw = get("placement")
-    if raw is not None:
-        instance["Placement"] = _plain_leaves(raw, "placement", _PLACEMENT_FIELDS, text)
-    raw = get("groupSet")
-    if raw is not None:
-        instance["SecurityGroups"] = _plain_groups(raw, text)
-    raw = get("iamInstanceProfile")
-    if raw is not None:
-        instance["IamInstanceProfile"] = _plain_leaves(raw, "iamInstanceProfile",
-                                                       _PROFILE_FIELDS, text)
+        instance["Tags"] = _plain_tags(raw, text)
+    for field, key, read, listed in _SHARED_PARTS:
+        raw = get(field)
+        if raw is not None:
+            try:
+                part = seen[field, raw]
+            except KeyError:
+                part = seen[field, raw] = read(raw, text)
+            instance[key] = [item.copy() for item in part] if listed else part.copy()
     return instance
 
 
-def _plain_instances(inner, timestamps, text):
+def _plain_instances(inner, seen, text):
     """The instances of an instancesSet's content."""
     inner = inner.strip()
     if not inner:
@@ -453,7 +473,7 @@ def _plain_instances(inner, timestamps, text):
         # the model has none
         if len(fields) != end - start or not fields.get("instanceId"):
             raise _NeedsTree("an instance with a field twice or without instanceId")
-        instances.append(_plain_instance(fields, timestamps, text))
+        instances.append(_plain_instance(fields, seen, text))
         start = end + 1
     return instances
 
@@ -524,10 +544,10 @@ def _read_plain(cut):
             raise _NeedsTree("reservations without instancesSet")
         owns = [_reservation_parts(part, index, index == len(texts) - 1)
                 for index, part in enumerate(texts)] if sets else []
-        timestamps = {}
+        seen = {}  # what instances of this page share: read once
         for index, inner in enumerate(sets):  # reservation index: starts in texts[index]
             own = _flat(owns[index][1] + owns[index + 1][0], "a reservation")
-            reservation = {"Instances": _plain_instances(inner, timestamps, text)}
+            reservation = {"Instances": _plain_instances(inner, seen, text)}
             if "ownerId" in own:
                 reservation["OwnerId"] = text(own["ownerId"])
             result["Reservations"].append(reservation)

@@ -182,6 +182,37 @@ def test_odd_tag_and_state_forms_read_as_botocore_would():
     assert instance["SecurityGroups"] == [{"GroupName": "only-name"}]
 
 
+def test_instances_placed_alike_get_parts_of_their_own():
+    """The plain reader reads a state, placement, group list or profile that several instances
+    of a page share once; each instance still gets its own dicts and lists, as from the tree
+    reader, so that changing one instance's part changes no other's."""
+    shared = (b"<instanceState><code>16</code><name>running</name></instanceState>"
+              b"<placement><availabilityZone>eu-west-1a</availabilityZone></placement>"
+              b"<groupSet><item><groupId>sg-1</groupId><groupName>web</groupName></item></groupSet>"
+              b"<iamInstanceProfile><arn>arn:aws:iam::1:instance-profile/p</arn><id>AIPA1</id>"
+              b"</iamInstanceProfile>")
+    body = (b"<DescribeInstancesResponse><reservationSet><item><ownerId>1</ownerId><instancesSet>"
+            + b"".join(b"<item><instanceId>i-%d</instanceId>%s</item>" % (number, shared)
+                       for number in (1, 2))
+            + b"</instancesSet></item><item><ownerId>1</ownerId><instancesSet>"
+            + b"<item><instanceId>i-3</instanceId>%s</item>" % shared
+            + b"</instancesSet></item></reservationSet></DescribeInstancesResponse>")
+    plain, tree = read_both(body)
+    assert plain == tree
+    first, second, third = [instance for reservation in plain["Reservations"]
+                            for instance in reservation["Instances"]]
+    assert first["State"] == {"Code": 16, "Name": "running"}
+    assert first["SecurityGroups"] == [{"GroupId": "sg-1", "GroupName": "web"}]
+    for key in ("State", "Placement", "SecurityGroups", "IamInstanceProfile"):
+        for other in (second, third):
+            assert first[key] == other[key] and first[key] is not other[key], key
+    assert first["SecurityGroups"][0] is not second["SecurityGroups"][0]
+    first["Placement"]["AvailabilityZone"] = "changed"
+    first["SecurityGroups"][0]["GroupName"] = "changed"
+    assert second["Placement"] == third["Placement"] == {"AvailabilityZone": "eu-west-1a"}
+    assert second["SecurityGroups"] == [{"GroupId": "sg-1", "GroupName": "web"}]
+
+
 # ------------------------------------------------------------------ the plain reader
 @pytest.fixture(scope="module")
 def raw_pages(moto, varied_region, big_region):
