@@ -270,10 +270,12 @@ def check_floors(settings, at_least):
 
 
 def raise_to_running(settings, at_least, runtime):
-    """settings with each floor key raised to its running value where that is higher."""
+    """settings with each floor key raised to its running value where that is higher.
+
+    runtime: read_runtime()'s (value or None, ...) for every key of settings."""
     result = dict(settings)
     for key in at_least:
-        running = as_whole_number(runtime.get(key, (None,))[0] or "")
+        running = as_whole_number(runtime[key][0] or "")
         if running is not None and running > as_whole_number(settings[key]):
             result[key] = running
     return result

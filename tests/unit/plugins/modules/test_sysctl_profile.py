@@ -197,3 +197,12 @@ def test_at_least_refuses_bad_input_before_writing(run_module, proc, tmp_path, s
     assert failure.value.result["msg"] == message
     assert read(root, "net.unix.max_dgram_qlen") == "10"
     assert not os.path.exists(args["path"])
+
+
+def test_at_least_on_a_key_this_kernel_lacks_writes_the_floor_and_reports_it(run_module, proc, tmp_path):
+    proc({"net.ipv4.tcp_syncookies": "1"})
+    args = {"path": str(tmp_path / "60-queue.conf"), "context": "host",
+            "settings": {"net.unix.max_dgram_qlen": 512}, "at_least": ["net.unix.max_dgram_qlen"]}
+    result = run_module(mod, args)
+    assert "net.unix.max_dgram_qlen = 512\n" in Path(args["path"]).read_text()
+    assert [item["key"] for item in result["unsettable"]] == ["net.unix.max_dgram_qlen"]
