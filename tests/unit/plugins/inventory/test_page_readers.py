@@ -273,3 +273,70 @@ def test_the_child_program_answers_frames():
     rest = answers[page_readers.HEADER.size + size:]
     kind, size = page_readers.HEADER.unpack_from(rest)
     assert kind == b"E" and rest[page_readers.HEADER.size:] == b"ValueError: cannot read"
+
+
+def test_a_faster_child_gets_more_pages_and_none_holds_more_than_depth(tmp_path):
+    """Two children, the first to read a page slow (0.4 s a page), the other fast: eight
+    threads hand their pages over at once, and a child holds at most ``depth`` pages (the one
+    it reads and the next), so the pages left wait for a free place and most go to the fast
+    one instead of being shared out evenly when they arrive."""
+    module = _reader_module(tmp_path, "fleet_uneven_reader",
+                            "import os, time\n"
+                            "SLOW = None\n"
+                            "def read(body):\n"
+                            "    global SLOW\n"
+                            "    if 'FLEET_SLOW_MARK' not in os.environ:\n"
+                            "        return {'page': body.decode(), 'by': 0}\n"
+                            "    if SLOW is None:\n"
+                            "        try:\n"
+                            "            os.close(os.open(os.environ['FLEET_SLOW_MARK'],\n"
+                            "                             os.O_CREAT | os.O_EXCL))\n"
+                            "            SLOW = True\n"
+                            "        except FileExistsError:\n"
+                            "            SLOW = False\n"
+                            "    time.sleep(0.4 if SLOW else 0.02)\n"
+                            "    return {'page': body.decode(), 'by': os.getpid()}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLEET_SLOW_MARK", str(tmp_path / "slow"))
+        readers = page_readers.PageReaders(module.read, 2, depth=2)
+    held = []
+    original = readers._choose
+
+    def choose():
+        child, ahead = original()
+        held.append(ahead + 1)
+        return child, ahead
+
+    readers._choose = choose
+    with readers:
+        pids = {child.process.pid for child in readers._all}
+        results = _read_in_threads(readers, 8)
+    assert {n: result["page"] for n, result in results.items()} == \
+        {n: f"page-{n}" for n in range(8)}
+    by_child = [sum(1 for result in results.values() if result["by"] == pid) for pid in pids]
+    assert sum(by_child) == 8 and readers.pages_in_thread == 0
+    assert max(held) == 2
+    assert sorted(by_child)[0] <= 2 and sorted(by_child)[1] >= 6, by_child
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or
+                    __import__("platform").libc_ver()[0] != "glibc", reason="glibc's malloc")
+def test_the_childs_warm_up_spares_the_first_pages_their_page_faults():
+    """A child writes its heap memory before the first page: reading a page of 2 MB then
+    takes almost no page faults, against one per 4 KiB without the warm-up."""
+    program = ("import resource, sys\n"
+               "namespace = {'__name__': 'not_main'}\n"
+               "exec(sys.stdin.read(), namespace)\n"
+               "if sys.argv[1] == 'warm':\n"
+               f"    namespace['warm_up']({page_readers.WARM_UP_BYTES})\n"
+               "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+               "body = b'x' * (2 << 20)\n"
+               "text = body.decode()\n"
+               "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
+    faults = {}
+    for mode in ("warm", "cold"):
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", program, mode], check=True,
+                              input=page_readers.CHILD_CODE, capture_output=True, text=True)
+        faults[mode] = int(done.stdout)
+    assert faults["cold"] >= 800, faults  # 4 MiB written: 1,024 pages of 4 KiB
+    assert faults["warm"] < 100, faults
