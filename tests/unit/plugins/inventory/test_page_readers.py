@@ -6,6 +6,7 @@ import importlib.util
 import io
 import marshal
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -319,8 +320,8 @@ def test_a_faster_child_gets_more_pages_and_none_holds_more_than_depth(tmp_path)
     assert sorted(by_child)[0] <= 2 and sorted(by_child)[1] >= 6, by_child
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or
-                    __import__("platform").libc_ver()[0] != "glibc", reason="glibc's malloc")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's malloc")
 def test_the_childs_warm_up_spares_the_first_pages_their_page_faults():
     """A child writes its heap memory before the first page: reading a page of 2 MB then
     takes almost no page faults, against one per 4 KiB without the warm-up."""
