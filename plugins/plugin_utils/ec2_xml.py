@@ -407,23 +407,30 @@ def _plain_leaves(raw, what, keys, text):
 
 
 # The parts that many instances of a page share word for word (state, placement, security
-# groups, instance profile): read once per page, keyed by (field, raw text), and each instance
-# gets its own copy (a dict, or a list of dicts), as from the tree reader.
-_SHARED_PARTS = (("instanceState", "State", _plain_state, False),
-                 ("placement", "Placement", _plain_placement, False),
-                 ("groupSet", "SecurityGroups", _plain_groups, True),
-                 ("iamInstanceProfile", "IamInstanceProfile", _plain_profile, False))
+# groups, instance profile): read once per page, keyed by (field, raw text), and the same
+# object for all of them (see parse_describe_instances: the result is read-only).
+_SHARED_PARTS = (("instanceState", "State", _plain_state),
+                 ("placement", "Placement", _plain_placement),
+                 ("groupSet", "SecurityGroups", _plain_groups),
+                 ("iamInstanceProfile", "IamInstanceProfile", _plain_profile))
 
 
-def _plain_tags(raw, text):
-    found = _items(_STRICT_TAG_ITEMS, _TAG_ITEMS, raw, "tag items")
-    if text is _keep:
-        return [{"Key": key, "Value": value} for key, value in found if key]
-    return [{"Key": text(key), "Value": text(value)} for key, value in found if key]
+def _plain_tags(raw, text, seen):
+    """The tag list of an instance; a tag that other instances of the page have word for word
+    (their reservation's Env, Team...) is the same dict for all of them."""
+    tags = []
+    for key, value in _items(_STRICT_TAG_ITEMS, _TAG_ITEMS, raw, "tag items"):
+        if key:
+            try:
+                tags.append(seen["tag", key, value])
+            except KeyError:
+                tag = seen["tag", key, value] = {"Key": text(key), "Value": text(value)}
+                tags.append(tag)
+    return tags
 
 
 def _plain_instance(fields, seen, text):
-    """One instance; ``seen`` holds what this page has read already (launch times, shared
+    """One instance; ``seen`` holds what this page has read already (launch times, tags, shared
     parts), so that instances launched together or placed alike cost one reading."""
     instance = {key: raw for key, raw in zip(map(_STRING_KEY, fields), fields.values())
                 if key and raw}
@@ -442,15 +449,14 @@ def _plain_instance(fields, seen, text):
             instance["LaunchTime"] = seen[raw] = iso_timestamp(text(raw))
     raw = get("tagSet")
     if raw is not None:
-        instance["Tags"] = _plain_tags(raw, text)
-    for field, key, read, listed in _SHARED_PARTS:
+        instance["Tags"] = _plain_tags(raw, text, seen)
+    for field, key, read in _SHARED_PARTS:
         raw = get(field)
         if raw is not None:
             try:
-                part = seen[field, raw]
+                instance[key] = seen[field, raw]
             except KeyError:
-                part = seen[field, raw] = read(raw, text)
-            instance[key] = [item.copy() for item in part] if listed else part.copy()
+                instance[key] = seen[field, raw] = read(raw, text)
     return instance
 
 
@@ -561,6 +567,10 @@ def parse_describe_instances(body):
 
     Raises NotDescribeInstances when the body is something else (an error document, another
     protocol); the caller then lets botocore parse it.
+
+    The result is read-only: instances of a page that have a tag, state, placement, security
+    group list or instance profile word for word alike share one dict or list for it (read
+    once; ``marshal`` carries it once from a page reader process, and loads it once).
     """
     cut = drop_unread(body)
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import marshal
 import re
 
 import aws_lab  # tests/unit/plugins/inventory, put on sys.path by conftest
@@ -182,20 +183,25 @@ def test_odd_tag_and_state_forms_read_as_botocore_would():
     assert instance["SecurityGroups"] == [{"GroupName": "only-name"}]
 
 
-def test_instances_placed_alike_get_parts_of_their_own():
-    """The plain reader reads a state, placement, group list or profile that several instances
-    of a page share once; each instance still gets its own dicts and lists, as from the tree
-    reader, so that changing one instance's part changes no other's."""
+def test_instances_alike_share_what_they_have_word_for_word():
+    """The plain reader reads a tag, state, placement, group list or profile that several
+    instances of a page have word for word once, and gives them all the same object (the result
+    is read-only): the values are the tree reader's, and marshal, which carries the answers of
+    the page reader processes, writes a shared object once and loads it shared."""
     shared = (b"<instanceState><code>16</code><name>running</name></instanceState>"
               b"<placement><availabilityZone>eu-west-1a</availabilityZone></placement>"
               b"<groupSet><item><groupId>sg-1</groupId><groupName>web</groupName></item></groupSet>"
               b"<iamInstanceProfile><arn>arn:aws:iam::1:instance-profile/p</arn><id>AIPA1</id>"
               b"</iamInstanceProfile>")
+
+    def instance(number):
+        return (b"<item><instanceId>i-%d</instanceId><tagSet><item><key>Env</key><value>prod"
+                b"</value></item><item><key>Name</key><value>web-%d</value></item></tagSet>%s"
+                b"</item>" % (number, number, shared))
+
     body = (b"<DescribeInstancesResponse><reservationSet><item><ownerId>1</ownerId><instancesSet>"
-            + b"".join(b"<item><instanceId>i-%d</instanceId>%s</item>" % (number, shared)
-                       for number in (1, 2))
-            + b"</instancesSet></item><item><ownerId>1</ownerId><instancesSet>"
-            + b"<item><instanceId>i-3</instanceId>%s</item>" % shared
+            + instance(1) + instance(2)
+            + b"</instancesSet></item><item><ownerId>1</ownerId><instancesSet>" + instance(3)
             + b"</instancesSet></item></reservationSet></DescribeInstancesResponse>")
     plain, tree = read_both(body)
     assert plain == tree
@@ -203,14 +209,20 @@ def test_instances_placed_alike_get_parts_of_their_own():
                             for instance in reservation["Instances"]]
     assert first["State"] == {"Code": 16, "Name": "running"}
     assert first["SecurityGroups"] == [{"GroupId": "sg-1", "GroupName": "web"}]
-    for key in ("State", "Placement", "SecurityGroups", "IamInstanceProfile"):
-        for other in (second, third):
-            assert first[key] == other[key] and first[key] is not other[key], key
-    assert first["SecurityGroups"][0] is not second["SecurityGroups"][0]
-    first["Placement"]["AvailabilityZone"] = "changed"
-    first["SecurityGroups"][0]["GroupName"] = "changed"
-    assert second["Placement"] == third["Placement"] == {"AvailabilityZone": "eu-west-1a"}
-    assert second["SecurityGroups"] == [{"GroupId": "sg-1", "GroupName": "web"}]
+    assert [tag["Value"] for tag in third["Tags"]] == ["prod", "web-3"]
+    for other in (second, third):  # in the same reservation or another one of the page
+        for key in ("State", "Placement", "SecurityGroups", "IamInstanceProfile"):
+            assert first[key] is other[key], key
+        assert first["Tags"][0] is other["Tags"][0]  # Env=prod
+        assert first["Tags"][1] is not other["Tags"][1]  # each its own Name
+    # what the parent process loads: the same values, shared as the helper shared them
+    loaded = marshal.loads(marshal.dumps(plain))
+    assert loaded == tree
+    instances = [instance for reservation in loaded["Reservations"]
+                 for instance in reservation["Instances"]]
+    assert instances[0]["Placement"] is instances[2]["Placement"]
+    assert instances[0]["Tags"][0] is instances[1]["Tags"][0]
+    assert len(marshal.dumps(plain)) < len(marshal.dumps(tree))
 
 
 # ------------------------------------------------------------------ the plain reader
