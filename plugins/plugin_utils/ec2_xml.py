@@ -80,18 +80,19 @@ def drop_unread(body, names=UNREAD_ELEMENTS):
     whole = body
     for name in names:
         opening, closing = b"<" + name + b">", b"</" + name + b">"
-        parts, start = [], 0
         found = body.find(opening)
+        if found < 0:
+            continue
+        kept, parts, start = memoryview(body), [], 0  # the kept parts are copied once, by join
         while found >= 0:
             end = body.find(closing, found)
             if end < 0:
                 return whole
-            parts.append(body[start:found])
+            parts.append(kept[start:found])
             start = end + len(closing)
             found = body.find(opening, start)
-        if parts:
-            parts.append(body[start:])
-            body = b"".join(parts)
+        parts.append(kept[start:])
+        body = b"".join(parts)
     return body
 
 
@@ -290,9 +291,12 @@ _FIELDS = re.compile(r"<(%s)(?:>([^<]*|(?:\s*%s)*\s*|(?:[^<]+|<(?!/\1>))*)</\1>|
                      r"|</item>\s*<item>" % (_alternation(_LEAF_FIELDS + _PART_FIELDS),
                                              _STRICT_TAG_ITEM.replace("([^<]*)", "[^<]*")))
 _BETWEEN_INSTANCES = ("", "")
+_SPACE = " \t\n\r"  # XML's whitespace
 _TAG_ITEMS = re.compile(_TAG_ITEM)
 _GROUP_ITEMS = re.compile(_GROUP_ITEM)
 _STRICT_TAG_ITEMS = re.compile(_STRICT_TAG_ITEM)
+# a tag item in that form as _plain_tags sees it: the text between two "</item>"
+_TAG_ITEM_TEXT = re.compile(r"\s*" + _STRICT_TAG_ITEM[:-len("</item>")])
 _STRICT_GROUP_ITEMS = re.compile(r"<item>\s*<groupId>([^<]*)</groupId>\s*<groupName>([^<]*)"
                                  r"</groupName>\s*</item>")
 _STRING_KEY = INSTANCE_STRINGS.get
@@ -407,31 +411,70 @@ def _plain_leaves(raw, what, keys, text):
 
 
 # The parts that many instances of a page share word for word (state, placement, security
-# groups, instance profile): read once per page, keyed by (field, raw text), and the same
-# object for all of them (see parse_describe_instances: the result is read-only).
+# groups, instance profile): read once per page, keyed by their raw text, and the same object
+# for all of them (see parse_describe_instances: the result is read-only).
 _SHARED_PARTS = (("instanceState", "State", _plain_state),
                  ("placement", "Placement", _plain_placement),
                  ("groupSet", "SecurityGroups", _plain_groups),
                  ("iamInstanceProfile", "IamInstanceProfile", _plain_profile))
 
 
-def _plain_tags(raw, text, seen):
+class _PageMemo:
+    """What the instances of one page have in common, each read once: launch times (by their
+    text), tags (by their raw key and value, and tag items by their text) and the shared parts
+    (one dict per part, by its raw text)."""
+
+    __slots__ = ("launch_times", "parts", "tag_items", "tags")
+
+    def __init__(self):
+        self.launch_times, self.tags, self.tag_items = {}, {}, {}
+        self.parts = tuple((field, key, read, {}) for field, key, read in _SHARED_PARTS)
+
+
+def _plain_tags(raw, text, memo):
     """The tag list of an instance; a tag that other instances of the page have word for word
-    (their reservation's Env, Team...) is the same dict for all of them."""
-    tags = []
-    for key, value in _items(_STRICT_TAG_ITEMS, _TAG_ITEMS, raw, "tag items"):
-        if key:
-            try:
-                tags.append(seen["tag", key, value])
-            except KeyError:
-                tag = seen["tag", key, value] = {"Key": text(key), "Value": text(value)}
-                tags.append(tag)
+    (their reservation's Env, Team...) is the same dict for all of them.
+
+    The list is split at each "</item>" and every item's text looked up as it stands: only an
+    item not seen before on the page is matched (_TAG_ITEM_TEXT). A list with text after its
+    last item, or an item in another form (``<value/>``, no value...), is read by _item_tags
+    instead."""
+    items = raw.split("</item>")
+    if items.pop().strip():
+        return _item_tags(raw, text, memo)
+    tags, seen = [], memo.tag_items
+    for item in items:
+        try:
+            tag = seen[item]
+        except KeyError:
+            match = _TAG_ITEM_TEXT.fullmatch(item)
+            if match is None:
+                return _item_tags(raw, text, memo)
+            key, value = match.groups()
+            tag = seen[item] = _shared_tag(key, value, text, memo) if key else None
+        if tag is not None:
+            tags.append(tag)
     return tags
 
 
-def _plain_instance(fields, seen, text):
-    """One instance; ``seen`` holds what this page has read already (launch times, tags, shared
-    parts), so that instances launched together or placed alike cost one reading."""
+def _shared_tag(key, value, text, memo):
+    """The page's one dict for a tag, by its raw key and value texts."""
+    try:
+        return memo.tags[key, value]
+    except KeyError:
+        tag = memo.tags[key, value] = {"Key": text(key), "Value": text(value)}
+        return tag
+
+
+def _item_tags(raw, text, memo):
+    """_plain_tags for a tag list in any form _items reads."""
+    return [_shared_tag(key, value, text, memo)
+            for key, value in _items(_STRICT_TAG_ITEMS, _TAG_ITEMS, raw, "tag items") if key]
+
+
+def _plain_instance(fields, memo, text):
+    """One instance, from its fields; ``memo`` holds what this page has read already, so that
+    instances launched together, tagged or placed alike cost one reading."""
     instance = {key: raw for key, raw in zip(map(_STRING_KEY, fields), fields.values())
                 if key and raw}
     if "<" in "".join(instance.values()):
@@ -442,45 +485,49 @@ def _plain_instance(fields, seen, text):
     raw = get("launchTime")
     if raw:
         try:
-            instance["LaunchTime"] = seen[raw]
+            instance["LaunchTime"] = memo.launch_times[raw]
         except KeyError:  # instances launched together share one text
             if "<" in raw:
                 raise _NeedsTree("launchTime holds elements") from None
-            instance["LaunchTime"] = seen[raw] = iso_timestamp(text(raw))
+            instance["LaunchTime"] = memo.launch_times[raw] = iso_timestamp(text(raw))
     raw = get("tagSet")
     if raw is not None:
-        instance["Tags"] = _plain_tags(raw, text, seen)
-    for field, key, read in _SHARED_PARTS:
+        instance["Tags"] = _plain_tags(raw, text, memo)
+    for field, key, read, shared in memo.parts:
         raw = get(field)
         if raw is not None:
             try:
-                instance[key] = seen[field, raw]
+                instance[key] = shared[raw]
             except KeyError:
-                instance[key] = seen[field, raw] = read(raw, text)
+                instance[key] = shared[raw] = read(raw, text)
     return instance
 
 
-def _plain_instances(inner, seen, text):
-    """The instances of an instancesSet's content."""
-    inner = inner.strip()
-    if not inner:
+def _plain_instances(page, start, end, memo, text):
+    """The instances of the instancesSet whose content is ``page[start:end]`` (read in place,
+    not copied)."""
+    while start < end and page[start] in _SPACE:
+        start += 1
+    while end > start and page[end - 1] in _SPACE:
+        end -= 1
+    if start == end:
         return []
-    if not (inner.startswith("<item>") and inner.endswith("</item>")):
+    if not (page.startswith("<item>", start, end) and page.endswith("</item>", start, end)):
         raise _NeedsTree("an instancesSet that holds more than items")
-    found = _FIELDS.findall(inner, 6, len(inner) - 7)
+    found = _FIELDS.findall(page, start + len("<item>"), end - len("</item>"))
     found.append(_BETWEEN_INSTANCES)
-    instances, start, last = [], 0, len(found)
+    instances, first, last = [], 0, len(found)
     boundary = found.index
-    while start < last:
-        end = boundary(_BETWEEN_INSTANCES, start)
-        fields = dict(found[start:end])
+    while first < last:
+        stop = boundary(_BETWEEN_INSTANCES, first)
+        fields = dict(found[first:stop])
         # a field twice, or an instance without its id: an item boundary that is not between
         # two instances (a list of items this reader does not know), or a field nested where
         # the model has none
-        if len(fields) != end - start or not fields.get("instanceId"):
+        if len(fields) != stop - first or not fields.get("instanceId"):
             raise _NeedsTree("an instance with a field twice or without instanceId")
-        instances.append(_plain_instance(fields, seen, text))
-        start = end + 1
+        instances.append(_plain_instance(fields, memo, text))
+        first = stop + 1
     return instances
 
 
@@ -537,23 +584,29 @@ def _read_plain(cut):
             raise _NeedsTree("reservationSet is not closed")
         top = _flat(page[start:opening] + page[closing + len("</reservationSet>"):end],
                     "the answer")
-        content = page[opening + len("<reservationSet>"):closing]
-        pieces = content.split("<instancesSet>")
-        sets, texts = [], [pieces[0]]
-        for piece in pieces[1:]:
-            inner, separator, after = piece.partition("</instancesSet>")
-            if not separator or "</instancesSet>" in after:
+        # the instancesSets' contents by position (read in place), the texts around them
+        sets, texts = [], []
+        position = opening + len("<reservationSet>")
+        while True:
+            set_start = page.find("<instancesSet>", position, closing)
+            if set_start < 0:
+                texts.append(page[position:closing])
+                break
+            set_start += len("<instancesSet>")
+            set_end = page.find("</instancesSet>", set_start, closing)
+            if set_end < 0 or page.find("<instancesSet>", set_start, set_end) >= 0:
                 raise _NeedsTree("an instancesSet not closed once")
-            sets.append(inner)
-            texts.append(after)
-        if not sets and content.strip():
+            texts.append(page[position:set_start - len("<instancesSet>")])
+            sets.append((set_start, set_end))
+            position = set_end + len("</instancesSet>")
+        if not sets and texts[0].strip():
             raise _NeedsTree("reservations without instancesSet")
         owns = [_reservation_parts(part, index, index == len(texts) - 1)
                 for index, part in enumerate(texts)] if sets else []
-        seen = {}  # what instances of this page share: read once
-        for index, inner in enumerate(sets):  # reservation index: starts in texts[index]
+        memo = _PageMemo()
+        for index, (set_start, set_end) in enumerate(sets):  # reservation index
             own = _flat(owns[index][1] + owns[index + 1][0], "a reservation")
-            reservation = {"Instances": _plain_instances(inner, seen, text)}
+            reservation = {"Instances": _plain_instances(page, set_start, set_end, memo, text)}
             if "ownerId" in own:
                 reservation["OwnerId"] = text(own["ownerId"])
             result["Reservations"].append(reservation)

@@ -301,6 +301,26 @@ def test_the_plain_reader_gives_every_field_botocore_gives():
         {"InstanceId": "i-2", "Tags": [], "SecurityGroups": []}]}]}
 
 
+def test_the_plain_reader_reads_tag_items_as_the_tree_reader():
+    """Tag items are looked up by their text within a page: an item read once is the same dict
+    for every instance that has it, an item with an empty key is left out, and a list with an
+    item of another form (``<value/>``) is read item by item, as the tree reader reads it."""
+    def tags(*items):
+        return "<tagSet>" + "".join(f"<item><key>{key}</key><value>{value}</value></item>"
+                                    for key, value in items) + "</tagSet>"
+
+    body = SMALL.replace("{extra}", "").replace("{name}", "web-1").replace(
+        "<tagSet/>", tags(("Name", "web-1"), ("", "no key"), ("Env", "a &amp; b")))
+    plain, tree = read_both(body.encode("utf-8"))
+    assert plain == tree
+    first, second = plain["Reservations"][0]["Instances"]
+    assert first["Tags"] == [{"Key": "Name", "Value": "web-1"}, {"Key": "Empty", "Value": ""}]
+    assert second["Tags"] == [{"Key": "Name", "Value": "web-1"}, {"Key": "Env", "Value": "a & b"}]
+    assert second["Tags"][0] is first["Tags"][0]
+    # indented, the empty key becomes <key/>: the plain reader leaves the page to the tree's
+    assert parse_describe_instances(pretty(body.encode("utf-8"))) == tree
+
+
 @pytest.mark.parametrize("name, wanted", [
     ("a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;", "a&b <c> \"d\" 'e'"),
     ("caf\u00e9 &#233; &#x1F600; \u4e2d", "caf\u00e9 \u00e9 \U0001F600 \u4e2d"),
@@ -332,12 +352,17 @@ def test_the_plain_reader_reads_escaped_and_non_ascii_text(name, wanted):
     small(name="a&#0;b"),
     small().replace(b"<item><key>Empty</key><value/></item>",
                     b"<item><value>v</value><key>Order</key></item>"),  # another tag form
+    small().replace(b"<item><key>Empty</key><value/></item>",
+                    b"<item><key>Extra</key><value>v</value><x/></item>"),  # more in an item
+    small().replace(b"</item></tagSet>", b"</item>text</tagSet>"),  # text after the items
     small().replace(b"<groupId>sg-2</groupId>", b"<groupName>n</groupName><groupId>sg-2</groupId>"),
     small().replace(b"<instanceState><code>16</code>",
                     b"<instanceState><code>16</code><extra><x/></extra>"),
     small().replace(b"<instancesSet>", b"<instancesSet/></item><item><instancesSet>"),
     small().replace(b"</reservationSet>", b"<item><ownerId>1</ownerId></item></reservationSet>"),
     small().replace(b"<instancesSet>", b"<instancesSet><!---->"),
+    small().replace(b"</instancesSet>", b"</instancesSet></instancesSet>"),  # closed twice
+    small().replace(b"<item><instanceId>i-2", b"<instancesSet><item><instanceId>i-2"),  # nested
 ])
 def test_pages_the_plain_reader_cannot_prove_go_to_the_tree_reader(body):
     """Comments, CDATA, processing instructions, attributes, spaces in tags, CR, prefixes,
