@@ -437,13 +437,16 @@ class InventoryModule(FleetInventoryBase):
             for account in accounts:
                 account.page_reader = None
             started = readers.children
-            readers.close()
-            display.vvv("%s: %d page reader process(es) of %d wanted; pages read by them: %d "
-                        "(%.3f s CPU, %d MiB peak RSS together), in the threads: %d%s" % (
-                            self.NAME, started, workers, readers.pages_by_children,
-                            readers.cpu_seconds, readers.peak_rss_kib // 1024,
-                            readers.pages_in_thread,
-                            "".join("; " + note for note in readers.notes)))
+
+            def report(readers):
+                display.vvv("%s: %d page reader process(es) of %d wanted; pages read by them: %d "
+                            "(%.3f s CPU, %d MiB peak RSS together), in the threads: %d%s" % (
+                                self.NAME, started, workers, readers.pages_by_children,
+                                readers.cpu_seconds, readers.peak_rss_kib // 1024,
+                                readers.pages_in_thread,
+                                "".join("; " + note for note in readers.notes)))
+            # every page is read: the helpers exit and are reaped while the inventory is built
+            readers.close(wait=False, reaped=report)
 
     # -------------------------------------------------------------- one scope
     def _instances(self, client, filters):

@@ -484,8 +484,14 @@ class PageReaders:
             return None
         return path.encode("utf-8")
 
-    def close(self):
-        """Stop every child (call it once the threads that read through it are done)."""
+    def close(self, wait=True, reaped=None):
+        """Stop every child (call it once the threads that read through it are done).
+
+        The children are told to exit and the spool directory is removed at once. Reaping them
+        waits until they have exited (each frees its heap first, a few ms): here, or with
+        ``wait=False`` in a background thread, so that the caller goes on meanwhile;
+        ``reaped(self)`` is called once they are reaped and ``cpu_seconds`` is known.
+        """
         with self._lock:
             self._closed = True
             self._slot.notify_all()
@@ -498,11 +504,20 @@ class PageReaders:
         self.peak_rss_kib = sum(child.peak_rss_kib() for child in children)
         for child in children:  # all at once: they exit in parallel
             child.hang_up()
-        for child in children:
-            child.reap()
         if self._spool_dir is not None:  # pages a retired child did not take
             shutil.rmtree(self._spool_dir, ignore_errors=True)
+        if wait:
+            self._reap(children, reaped)
+        else:
+            threading.Thread(target=self._reap, args=(children, reaped),
+                             name="fleetforge-page-reader-reaper").start()
+
+    def _reap(self, children, reaped):
+        for child in children:
+            child.reap()
         self.cpu_seconds = self._reaped_cpu() - self._children_cpu
+        if reaped is not None:
+            reaped(self)
 
     @staticmethod
     def _reaped_cpu():

@@ -100,6 +100,33 @@ def test_close_stops_every_child(pages):
     assert readers.pages_in_thread == 1
 
 
+def test_close_without_waiting_reaps_in_the_background(monkeypatch, pages):
+    """close(wait=False) tells the children to exit and returns at once; they are reaped in
+    another thread, which then reports what they used."""
+    readers = page_readers.PageReaders(parse_describe_instances, 2)
+    processes = [child.process for child in readers._all]
+    readers.read(pages[0])
+    release = threading.Event()
+    reap = page_readers._Child.reap
+
+    def slow_reap(child):  # a child slow to exit: close() must not wait for it
+        release.wait(30)
+        reap(child)
+
+    monkeypatch.setattr(page_readers._Child, "reap", slow_reap)
+    reported = []
+    done = threading.Event()
+    readers.close(wait=False, reaped=lambda r: (reported.append(r.cpu_seconds), done.set()))
+    assert not done.is_set() and readers.children == 0
+    assert not os.path.exists(readers._spool_dir or "/nonexistent")  # removed at once
+    readers.read(pages[0])  # closed: the calling thread reads
+    assert readers.pages_in_thread == 1
+    release.set()
+    assert done.wait(30)
+    assert all(process.returncode == 0 for process in processes)
+    assert reported[0] > 0 and readers.peak_rss_kib > 2 * 2048
+
+
 def test_the_readers_error_is_the_callers_error():
     with page_readers.PageReaders(parse_describe_instances, 1) as readers:
         with pytest.raises(NotDescribeInstances):
