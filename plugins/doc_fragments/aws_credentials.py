@@ -42,8 +42,8 @@ options:
       - name: AWS_PROFILE
   endpoint_url:
     description:
-      - URL used instead of the AWS endpoints for every service (a proxy, a VPC endpoint, or a
-        local AWS API for tests).
+      - URL (C(http://) or C(https://)) used instead of the AWS endpoints for every service (a
+        proxy, a VPC endpoint, or a local AWS API for tests).
     type: str
     aliases: [aws_endpoint_url]
     env:

@@ -158,6 +158,7 @@ cache_connection: ~/.cache/fleet-inventory
 """
 
 import contextlib
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleError
 from ansible.utils.display import Display
@@ -353,6 +354,12 @@ class InventoryModule(FleetInventoryBase):
                 raise AnsibleError("assume_roles: each entry must be a role ARN or a mapping "
                                    "with role_arn (and external_id), got %r" % (entry,))
         self._roles = roles
+        endpoint = self.get_option("endpoint_url")
+        if endpoint:
+            parts = urlsplit(str(endpoint))
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise AnsibleError("endpoint_url must be an http:// or https:// URL, got %r"
+                                   % (endpoint,))
         if self.get_option("max_workers") < 1:
             raise AnsibleError("max_workers must be at least 1")
         parse_workers = self.get_option("parse_workers")

@@ -384,6 +384,8 @@ def test_cache_hit_makes_no_api_call(fleet, inventory_file, proxy, tmp_path):
     ({"include_filters": ["tag:Env"]}, "include_filters"),
     ({"parse_workers": -1}, "parse_workers must be 0"),
     ({"parse_workers": "many"}, "parse_workers"),
+    ({"endpoint_url": "not a url"}, "endpoint_url must be an http:// or https:// URL"),
+    ({"endpoint_url": "ftp://127.0.0.1"}, "endpoint_url must be an http:// or https:// URL"),
 ])
 def test_bad_input_is_one_clear_error(options, cause, inventory_file, fleet, tmp_path):
     cache_dir = tmp_path / "cache"
