@@ -329,8 +329,9 @@ class PageReaders:
 
     Use as a context manager; ``notes`` lists what went wrong (for a -vvv line),
     ``pages_by_children`` / ``pages_in_thread`` count where the pages were read, and
-    ``cpu_seconds`` and ``peak_rss_kib`` are what the children used (after ``close``; other
-    children that this process reaps meanwhile count in ``cpu_seconds`` too).
+    ``cpu_seconds`` and ``peak_rss_kib`` are what the children used (once ``close`` has reaped
+    them, or when it calls ``reaped``; other children that this process reaps meanwhile count
+    in ``cpu_seconds`` too).
     """
 
     def __init__(self, reader, workers, timeout=30.0, start_after=0, depth=2):
