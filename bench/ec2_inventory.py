@@ -304,13 +304,14 @@ def report(args, regions, listings, results):
 
 
 def fetch_seconds(path):
-    """(wall, CPU) seconds of our fetch, the pages its page reader processes read and their
-    peak RSS (MiB, added up), from the plugin's -vvv lines."""
+    """(wall, CPU) seconds of our fetch, the pages its page reader processes read, their peak
+    RSS (MiB, added up) and their CPU seconds (0 without them), from the plugin's -vvv lines."""
     _, _, stdout, stderr = run_inventory(path, "-vvv")
     match = FETCH.search(stdout + stderr)
     readers = READERS.search(stdout + stderr)
     return (float(match.group(2)), float(match.group(3)),
-            int(readers.group(1)) if readers else 0, int(readers.group(3)) if readers else 0)
+            int(readers.group(1)) if readers else 0, int(readers.group(3)) if readers else 0,
+            float(readers.group(2)) if readers else 0.0)
 
 
 def latency_check(paths, replay, regions, workdir, latency_ms, runs):
