@@ -431,6 +431,11 @@ class _PageMemo:
         self.parts = tuple((field, key, read, {}) for field, key, read in _SHARED_PARTS)
 
 
+# what memo.tag_items.get() gives for an item not seen yet (an item with an empty key is None);
+# misses are the rule for the Name tag, and a lookup costs them less than a KeyError
+_UNSEEN = object()
+
+
 def _plain_tags(raw, text, memo):
     """The tag list of an instance; a tag that other instances of the page have word for word
     (their reservation's Env, Team...) is the same dict for all of them.
@@ -444,9 +449,8 @@ def _plain_tags(raw, text, memo):
         return _item_tags(raw, text, memo)
     tags, seen = [], memo.tag_items
     for item in items:
-        try:
-            tag = seen[item]
-        except KeyError:
+        tag = seen.get(item, _UNSEEN)
+        if tag is _UNSEEN:
             match = _TAG_ITEM_TEXT.fullmatch(item)
             if match is None:
                 return _item_tags(raw, text, memo)
@@ -459,11 +463,10 @@ def _plain_tags(raw, text, memo):
 
 def _shared_tag(key, value, text, memo):
     """The page's one dict for a tag, by its raw key and value texts."""
-    try:
-        return memo.tags[key, value]
-    except KeyError:
+    tag = memo.tags.get((key, value))
+    if tag is None:
         tag = memo.tags[key, value] = {"Key": text(key), "Value": text(value)}
-        return tag
+    return tag
 
 
 def _item_tags(raw, text, memo):

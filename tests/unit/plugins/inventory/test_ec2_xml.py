@@ -303,14 +303,15 @@ def test_the_plain_reader_gives_every_field_botocore_gives():
 
 def test_the_plain_reader_reads_tag_items_as_the_tree_reader():
     """Tag items are looked up by their text within a page: an item read once is the same dict
-    for every instance that has it, an item with an empty key is left out, and a list with an
-    item of another form (``<value/>``) is read item by item, as the tree reader reads it."""
+    for every instance that has it, an item with an empty key is left out (also when it is met
+    again), and a list with an item of another form (``<value/>``) is read item by item, as the
+    tree reader reads it."""
     def tags(*items):
         return "<tagSet>" + "".join(f"<item><key>{key}</key><value>{value}</value></item>"
                                     for key, value in items) + "</tagSet>"
 
     body = SMALL.replace("{extra}", "").replace("{name}", "web-1").replace(
-        "<tagSet/>", tags(("Name", "web-1"), ("", "no key"), ("Env", "a &amp; b")))
+        "<tagSet/>", tags(("Name", "web-1"), ("", "no key"), ("Env", "a &amp; b"), ("", "no key")))
     plain, tree = read_both(body.encode("utf-8"))
     assert plain == tree
     first, second = plain["Reservations"][0]["Instances"]
