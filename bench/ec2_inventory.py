@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "inventory"))
@@ -303,15 +304,23 @@ def report(args, regions, listings, results):
               f"{max(theirs['rss']) / 1024:.0f} | {max(ours['calls'])} | {max(theirs['calls'])} |")
 
 
+class Fetch(NamedTuple):
+    """One fetch, from the plugin's -vvv lines."""
+    wall: float  # seconds
+    cpu: float  # seconds of the ansible-inventory process (its helper processes not counted)
+    helper_pages: int  # pages its page reader processes read
+    helper_rss_mib: int  # their peak RSS, added up
+    helper_cpu: float  # their CPU seconds (0 without them)
+
+
 def fetch_seconds(path):
-    """(wall, CPU) seconds of our fetch, the pages its page reader processes read, their peak
-    RSS (MiB, added up) and their CPU seconds (0 without them), from the plugin's -vvv lines."""
+    """The Fetch of one `ansible-inventory --graph -vvv` run of this configuration."""
     _, _, stdout, stderr = run_inventory(path, "-vvv")
     match = FETCH.search(stdout + stderr)
     readers = READERS.search(stdout + stderr)
-    return (float(match.group(2)), float(match.group(3)),
-            int(readers.group(1)) if readers else 0, int(readers.group(3)) if readers else 0,
-            float(readers.group(2)) if readers else 0.0)
+    return Fetch(float(match.group(2)), float(match.group(3)),
+                 int(readers.group(1)) if readers else 0, int(readers.group(3)) if readers else 0,
+                 float(readers.group(2)) if readers else 0.0)
 
 
 def latency_check(paths, replay, regions, workdir, latency_ms, runs):
@@ -338,26 +347,27 @@ def latency_check(paths, replay, regions, workdir, latency_ms, runs):
             per_region[region].append(fetch_seconds(region_paths[region]))
         whole.append(fetch_seconds(paths[("fleet", False)]))
         whole_in_threads.append(fetch_seconds(in_threads))
-        slowest_now = max(values[-1][0] for values in per_region.values())
-        print(f"  latency run {run + 1}/{runs}: all regions {whole[-1][0]:.2f} s "
-              f"({whole[-1][1]:.2f} s CPU, {whole[-1][2]} pages read by helper processes), "
-              f"with parse_workers 0 {whole_in_threads[-1][0]:.2f} s, slowest single "
+        slowest_now = max(values[-1].wall for values in per_region.values())
+        print(f"  latency run {run + 1}/{runs}: all regions {whole[-1].wall:.2f} s "
+              f"({whole[-1].cpu:.2f} s CPU, {whole[-1].helper_pages} pages read by helper "
+              f"processes), "
+              f"with parse_workers 0 {whole_in_threads[-1].wall:.2f} s, slowest single "
               f"{slowest_now:.2f} s ({load_average()})", flush=True)
-    medians = {region: statistics.median(v[0] for v in values)
+    medians = {region: statistics.median(v.wall for v in values)
                for region, values in per_region.items()}
-    cpu_single = statistics.median(v[1] for values in per_region.values() for v in values)
+    cpu_single = statistics.median(v.cpu for values in per_region.values() for v in values)
     slowest = max(medians.values())
-    median = statistics.median(v[0] for v in whole)
-    median_in_threads = statistics.median(v[0] for v in whole_in_threads)
-    cpu_whole = statistics.median(v[1] for v in whole)
+    median = statistics.median(v.wall for v in whole)
+    median_in_threads = statistics.median(v.wall for v in whole_in_threads)
+    cpu_whole = statistics.median(v.cpu for v in whole)
     print(f"\nwith {latency_ms} ms per request ({runs} runs): slowest single region fetch "
           f"(median) {slowest:.2f} s, all {len(regions)} regions {median:.2f} s "
           f"({median / slowest:.2f}x); all-region runs: "
-          + ", ".join(f"{value[0]:.2f}" for value in whole)
+          + ", ".join(f"{value.wall:.2f}" for value in whole)
           + f"\nfetch CPU (median): one region {cpu_single:.2f} s, all {len(regions)} regions "
           f"{cpu_whole:.2f} s (the parent process; helper processes not counted)"
-          f"\npage reader processes: {statistics.median(v[3] for v in whole)} MiB peak RSS "
-          f"together (median)"
+          f"\npage reader processes: {statistics.median(v.helper_rss_mib for v in whole)} MiB "
+          f"peak RSS together (median)"
           f"\nA/B, all regions with parse_workers 0 (pages read in the threads): "
           f"{median_in_threads:.2f} s ({median_in_threads / slowest:.2f}x)")
 

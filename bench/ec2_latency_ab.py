@@ -75,22 +75,22 @@ def main(argv=None):
             runs[name].append(bench.fetch_seconds(everything[name]))
             for region in (regions[round_ % len(regions)],
                            regions[(round_ + len(regions) // 2) % len(regions)]):
-                alone[name][region].append(bench.fetch_seconds(singles[region])[0])
+                alone[name][region].append(bench.fetch_seconds(singles[region]).wall)
         print(f"  round {round_ + 1}/{args.rounds}: "
-              + ", ".join(f"{name} {runs[name][-1][0]:.3f} s" for name in runs)
+              + ", ".join(f"{name} {runs[name][-1].wall:.3f} s" for name in runs)
               + f" ({bench.load_average()})", flush=True)
     replay.stop()
     print()
     for name, values in runs.items():
-        together = statistics.median(value[0] for value in values)
+        together = statistics.median(value.wall for value in values)
         medians = [statistics.median(times) for times in alone[name].values() if times]
         slowest = max(medians)
         print(f"{name}: all {len(regions)} regions {together:.3f} s, slowest single region "
               f"{slowest:.3f} s (median of the singles {statistics.median(medians):.3f} s), "
               f"ratio {together / slowest:.2f}x; CPU of the all-region fetch (medians): parent "
-              f"{statistics.median(value[1] for value in values):.3f} s, page readers "
-              f"{statistics.median(value[4] for value in values):.3f} s; all-region runs: "
-              + ", ".join(f"{value[0]:.3f}" for value in values))
+              f"{statistics.median(value.cpu for value in values):.3f} s, page readers "
+              f"{statistics.median(value.helper_cpu for value in values):.3f} s; all-region runs: "
+              + ", ".join(f"{value.wall:.3f}" for value in values))
     print(f"end: {bench.load_average()}")
     return 0
 
