@@ -316,8 +316,8 @@ class Fetch(NamedTuple):
 def fetch_seconds(path):
     """The Fetch of one `ansible-inventory --graph -vvv` run of this configuration."""
     _, _, stdout, stderr = run_inventory(path, "-vvv")
-    match = FETCH.search(stdout + stderr)
-    readers = READERS.search(stdout + stderr)
+    output = stdout + stderr
+    match, readers = FETCH.search(output), READERS.search(output)
     return Fetch(float(match.group(2)), float(match.group(3)),
                  int(readers.group(1)) if readers else 0, int(readers.group(3)) if readers else 0,
                  float(readers.group(2)) if readers else 0.0)
@@ -350,8 +350,7 @@ def latency_check(paths, replay, regions, workdir, latency_ms, runs):
         slowest_now = max(values[-1].wall for values in per_region.values())
         print(f"  latency run {run + 1}/{runs}: all regions {whole[-1].wall:.2f} s "
               f"({whole[-1].cpu:.2f} s CPU, {whole[-1].helper_pages} pages read by helper "
-              f"processes), "
-              f"with parse_workers 0 {whole_in_threads[-1].wall:.2f} s, slowest single "
+              f"processes), with parse_workers 0 {whole_in_threads[-1].wall:.2f} s, slowest single "
               f"{slowest_now:.2f} s ({load_average()})", flush=True)
     medians = {region: statistics.median(v.wall for v in values)
                for region, values in per_region.items()}
